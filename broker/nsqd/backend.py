@@ -1,0 +1,81 @@
+"""Where a topic or channel puts messages its memory queue has no room for.
+
+nsqd calls this the backend queue.  A durable topic or channel spills to a disk
+queue (``broker/storage``); an ephemeral one has a backend that drops what it
+is given, as nsqd's dummy backend does, and counts what it dropped.  Until a
+disk queue is configured, a durable topic or channel has ``NoBackend``, which
+has no room at all: past ``--mem-queue-size`` a publish is refused with
+E_PUB_FAILED rather than acknowledged and silently lost.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["BackendQueue", "DroppingBackend", "NoBackend"]
+
+
+class BackendQueue(Protocol):
+    def can_accept(self, count: int, nbytes: int) -> bool:
+        """Whether ``count`` records totalling ``nbytes`` would be taken now (MPUB is all or nothing)."""
+        ...
+
+    def put(self, record: bytes) -> None:
+        """Append a record; raises if it cannot (callers ask ``can_accept`` first)."""
+        ...
+
+    def read(self) -> bytes | None:
+        """The next record, or None when empty."""
+        ...
+
+    def depth(self) -> int: ...
+
+    def empty(self) -> None:
+        """Drop every record."""
+        ...
+
+    def close(self) -> None:
+        """Make what is held durable and release it."""
+        ...
+
+    def delete(self) -> None:
+        """Drop every record and whatever holds them."""
+        ...
+
+
+class NoBackend:
+    """No room at all: the memory queue is all there is."""
+
+    def can_accept(self, count: int, nbytes: int) -> bool:
+        return False
+
+    def put(self, record: bytes) -> None:
+        raise OverflowError("no backend queue: memory queue full")
+
+    def read(self) -> bytes | None:
+        return None
+
+    def depth(self) -> int:
+        return 0
+
+    def empty(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def delete(self) -> None:
+        pass
+
+
+class DroppingBackend(NoBackend):
+    """An ephemeral topic's or channel's overflow: accepted and dropped, as nsqd does."""
+
+    def __init__(self) -> None:
+        self.dropped = 0
+
+    def can_accept(self, count: int, nbytes: int) -> bool:
+        return True
+
+    def put(self, record: bytes) -> None:
+        self.dropped += 1

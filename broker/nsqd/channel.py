@@ -1,0 +1,370 @@
+"""A channel: one consumer group's copy of a topic's stream.
+
+Every message published to a topic after a channel exists is put to that
+channel; the channel hands each message to one ready consumer, keeps it in
+flight until the consumer finishes (FIN) or requeues (REQ) it, and requeues it
+itself when the consumer's msg timeout passes.  Deferred messages (DPUB, REQ
+with a delay) wait in a heap until due.
+
+Time is driven by one timer per channel, armed at the earliest in-flight or
+deferred deadline.  Both queues are heaps of ``(deadline, token, message)``;
+FIN, REQ and TOUCH leave the old entry in the heap and invalidate it by giving
+the message a new token, because removing from the middle of a heap costs a
+Python-level sift per message while a stale entry costs one C-level pop later.
+When stale entries outnumber live ones the heap is rebuilt, which keeps its
+size bounded by twice the messages in flight.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from broker.nsqd.backend import BackendQueue
+from broker.nsqd.message import Message, decode_message, encode_message_record
+from broker.ports import Timer
+
+if TYPE_CHECKING:
+    from broker.nsqd.nsqd import NSQD
+
+__all__ = ["Channel", "Consumer"]
+
+_COMPACT_MIN = 1024
+
+
+class Consumer(Protocol):
+    """What a channel needs of a subscribed client connection."""
+
+    id: int
+    sample_rate: int
+    msg_timeout: float
+    in_flight_count: int
+
+    def is_ready(self) -> bool: ...
+
+    def send_message(self, msg: Message) -> None: ...
+
+    def timed_out_message(self) -> None: ...
+
+    def empty(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+_Entry = tuple[float, int, Message]
+
+
+class Channel:
+    def __init__(
+        self,
+        topic_name: str,
+        name: str,
+        nsqd: NSQD,
+        backend: BackendQueue,
+        on_empty: Callable[[Channel], None],
+    ) -> None:
+        self.topic_name = topic_name
+        self.name = name
+        self.ephemeral = name.endswith("#ephemeral")
+        self.paused = False
+        self.backend = backend
+        self.memory: deque[Message] = deque()
+        self.in_flight: dict[bytes, Message] = {}
+        self.deferred: dict[bytes, Message] = {}
+        self.message_count = 0
+        self.requeue_count = 0
+        self.timeout_count = 0
+        self.clients: dict[int, Consumer] = {}
+        self.closed = False
+
+        self._nsqd = nsqd
+        self._clock = nsqd.clock
+        self._rand = nsqd.rand
+        self._mem_queue_size = nsqd.opts.mem_queue_size
+        self._on_empty = on_empty  # an ephemeral channel's last consumer left
+        self._consumers: list[Consumer] = []  # round-robin order
+        self._rr = 0
+        self._dispatching = False
+        self._in_flight_pq: list[_Entry] = []
+        self._deferred_pq: list[_Entry] = []
+        self._stale = 0
+        self._token = 0
+        self._timer_at = math.inf
+        self._timer: Timer | None = None
+
+    # -- stats ----------------------------------------------------------------------
+
+    def depth(self) -> int:
+        return len(self.memory) + self.backend.depth()
+
+    # -- consumers ------------------------------------------------------------------
+
+    def add_client(self, client: Consumer) -> str | None:
+        """Subscribe ``client``; an error text when --max-channel-consumers is reached."""
+        if client.id in self.clients:
+            return None
+        limit = self._nsqd.opts.max_channel_consumers
+        if limit and len(self.clients) >= limit:
+            return f"consumers for {self.topic_name}:{self.name} exceeds limit of {limit}"
+        self.clients[client.id] = client
+        self._consumers.append(client)
+        return None
+
+    def remove_client(self, client_id: int) -> None:
+        client = self.clients.pop(client_id, None)
+        if client is None:
+            return
+        self._consumers.remove(client)
+        # Messages in flight to the client stay in flight until they time out, as in nsqd.
+        if not self.clients and self.ephemeral:
+            self._on_empty(self)
+
+    # -- putting messages -----------------------------------------------------------
+
+    def has_room(self, count: int, nbytes: int) -> bool:
+        return len(self.memory) + count <= self._mem_queue_size or self.backend.can_accept(count, nbytes)
+
+    def put(self, msg: Message) -> None:
+        """A message from the topic (call ``dispatch()`` after a batch)."""
+        self.message_count += 1
+        self._put_back(msg)
+
+    def put_deferred(self, msg: Message, delay: float) -> None:
+        self.message_count += 1
+        self._start_deferred(msg, delay)
+
+    def _put_back(self, msg: Message) -> None:
+        if len(self.memory) < self._mem_queue_size:
+            self.memory.append(msg)
+        elif self.backend.can_accept(1, len(msg.body)):
+            self.backend.put(encode_message_record(msg))
+        else:
+            # A durable channel with no room anywhere keeps the message in memory past
+            # the bound rather than lose one it already accepted (a requeue or a
+            # topic drain); new publishes were refused before reaching here.
+            self.memory.append(msg)
+
+    def _next_message(self) -> Message | None:
+        if self.memory:
+            return self.memory.popleft()
+        while self.backend.depth():
+            record = self.backend.read()
+            if record is None:
+                return None
+            try:
+                return decode_message(record)
+            except ValueError as exc:
+                self._nsqd.log("ERROR", f"failed to decode message - {exc}")
+        return None
+
+    # -- delivering -----------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Hand queued messages to ready consumers, round robin, until one side runs out."""
+        if self.paused or self._dispatching or not self._consumers:
+            return
+        if not self.memory and not self.backend.depth():
+            return
+        self._dispatching = True
+        try:
+            self._dispatch()
+        finally:
+            self._dispatching = False
+
+    def _dispatch(self) -> None:
+        consumers = self._consumers
+        memory = self.memory
+        in_flight = self.in_flight
+        pq = self._in_flight_pq
+        now = self._clock.now()
+        rr = self._rr
+        while memory or self.backend.depth():
+            n = len(consumers)
+            for k in range(n):
+                client = consumers[(rr + k) % n]
+                if client.is_ready():
+                    rr = (rr + k + 1) % n
+                    break
+            else:
+                break
+            msg = memory.popleft() if memory else self._next_message()
+            if msg is None:
+                break
+            rate = client.sample_rate
+            if rate > 0 and self._rand.randrange(100) > rate:
+                continue  # sampled out: consumed without delivery, as nsqd does
+            msg.attempts += 1
+            msg.client_id = client.id
+            msg.delivered_at = now
+            deadline = now + client.msg_timeout
+            msg.deadline = deadline
+            self._token += 1
+            msg.flight = self._token
+            in_flight[msg.id] = msg
+            heapq.heappush(pq, (deadline, self._token, msg))
+            if deadline < self._timer_at:
+                self._arm(deadline)
+            client.send_message(msg)
+        self._rr = rr
+
+    # -- acknowledgements -----------------------------------------------------------
+
+    def _pop_in_flight(self, client_id: int, msg_id: bytes) -> Message | str:
+        msg = self.in_flight.get(msg_id)
+        if msg is None:
+            return "ID not in flight"
+        if msg.client_id != client_id:
+            return "client does not own message"
+        del self.in_flight[msg_id]
+        msg.flight = 0
+        self._stale += 1
+        if self._stale > _COMPACT_MIN and self._stale > len(self.in_flight):
+            self._compact()
+        return msg
+
+    def finish(self, client_id: int, msg_id: bytes) -> str | None:
+        """FIN: an error text when the message is not in flight to this client."""
+        got = self._pop_in_flight(client_id, msg_id)
+        return got if isinstance(got, str) else None
+
+    def requeue(self, client_id: int, msg_id: bytes, delay: float) -> str | None:
+        """REQ: back to the queue now, or after ``delay`` seconds."""
+        got = self._pop_in_flight(client_id, msg_id)
+        if isinstance(got, str):
+            return got
+        self.requeue_count += 1
+        if delay <= 0:
+            self._put_back(got)
+        else:
+            self._start_deferred(got, delay)
+        return None
+
+    def touch(self, client_id: int, msg_id: bytes, msg_timeout: float) -> str | None:
+        """TOUCH: restart the timeout, never past --max-msg-timeout since delivery."""
+        msg = self.in_flight.get(msg_id)
+        if msg is None:
+            return "ID not in flight"
+        if msg.client_id != client_id:
+            return "client does not own message"
+        now = self._clock.now()
+        deadline = now + msg_timeout
+        max_timeout = self._nsqd.opts.max_msg_timeout
+        if deadline - msg.delivered_at >= max_timeout:
+            deadline = msg.delivered_at + max_timeout
+        msg.deadline = deadline
+        self._token += 1
+        msg.flight = self._token
+        self._stale += 1
+        heapq.heappush(self._in_flight_pq, (deadline, self._token, msg))
+        if deadline < self._timer_at:
+            self._arm(deadline)
+        return None
+
+    def _start_deferred(self, msg: Message, delay: float) -> None:
+        due = self._clock.now() + delay
+        msg.deadline = due
+        self._token += 1
+        msg.flight = self._token
+        self.deferred[msg.id] = msg
+        heapq.heappush(self._deferred_pq, (due, self._token, msg))
+        if due < self._timer_at:
+            self._arm(due)
+
+    def _compact(self) -> None:
+        self._in_flight_pq = [e for e in self._in_flight_pq if e[2].flight == e[1]]
+        heapq.heapify(self._in_flight_pq)
+        self._stale = 0
+
+    # -- the timer ------------------------------------------------------------------
+
+    def _arm(self, at: float) -> None:
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
+        self._timer_at = at
+        self._timer = self._clock.call_later(at - self._clock.now(), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = math.inf
+        if self.closed:
+            return
+        now = self._clock.now()
+        pq = self._in_flight_pq
+        while pq and pq[0][0] <= now:
+            _, token, msg = heapq.heappop(pq)
+            if msg.flight != token:
+                self._stale -= 1
+                continue
+            del self.in_flight[msg.id]
+            msg.flight = 0
+            self.timeout_count += 1
+            owner = self.clients.get(msg.client_id)
+            if owner is not None:
+                owner.timed_out_message()
+            self._put_back(msg)
+        dq = self._deferred_pq
+        while dq and dq[0][0] <= now:
+            _, token, msg = heapq.heappop(dq)
+            if msg.flight != token:
+                continue
+            del self.deferred[msg.id]
+            msg.flight = 0
+            self._put_back(msg)
+        self._arm_next()
+        self.dispatch()
+
+    def _arm_next(self) -> None:
+        pq = self._in_flight_pq
+        while pq and pq[0][2].flight != pq[0][1]:
+            heapq.heappop(pq)
+            self._stale -= 1
+        at = pq[0][0] if pq else math.inf
+        if self._deferred_pq:
+            at = min(at, self._deferred_pq[0][0])
+        if at < math.inf and at < self._timer_at:
+            self._arm(at)
+
+    # -- administration -------------------------------------------------------------
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def unpause(self) -> None:
+        self.paused = False
+        self.dispatch()
+
+    def empty(self) -> None:
+        """Drop every queued, in-flight and deferred message, as nsqd's channel empty does."""
+        for msg in self.in_flight.values():
+            msg.flight = 0
+        for msg in self.deferred.values():
+            msg.flight = 0
+        self.memory.clear()
+        self.in_flight.clear()
+        self.deferred.clear()
+        self._in_flight_pq.clear()
+        self._deferred_pq.clear()
+        self._stale = 0
+        self.backend.empty()
+        for client in self._consumers:
+            client.empty()
+        self.dispatch()
+
+    def close(self, deleted: bool) -> None:
+        """Stop: disconnect consumers; drop the backend if ``deleted``, else close it."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for client in list(self._consumers):
+            client.close()
+        if deleted:
+            self.backend.delete()
+        else:
+            self.backend.close()

@@ -1,0 +1,474 @@
+"""One client connection speaking the TCP protocol V2: its state, its settings, its commands.
+
+nsqd splits this between two goroutines per connection (an IOLoop reading
+commands and a messagePump writing messages); here it is one object driven by
+calls: ``data_received`` runs commands, the channel calls ``send_message``, and
+two timers (heartbeat/read deadline, output-buffer flush) do the rest.
+
+Output is buffered as nsqd's bufio.Writer does it: responses and errors are
+flushed at the end of the read batch that produced them (nsqd flushes each at
+once; the bytes reach the client no later), messages are flushed when the
+buffer reaches the client's output_buffer_size, when the client stops being
+ready (RDY reached), or output_buffer_timeout after the first unflushed one.
+
+State transitions (nsqd's numbering, which /stats reports):
+
+    INIT --SUB--> SUBSCRIBED --CLS--> CLOSING
+    any  --fatal error, read timeout, disconnect--> closed
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import TYPE_CHECKING
+
+from broker.nsqd.identify import IdentifyDecodeError, decode_identify
+from broker.nsqd.message import Message
+from broker.nsqd.topic import PublishRefused
+from broker.ports import Connection, Timer
+from broker.wire import v2
+from broker.wire.v2 import ClientError
+
+if TYPE_CHECKING:
+    from broker.nsqd.channel import Channel
+    from broker.nsqd.nsqd import NSQD
+
+__all__ = ["STATE_CLOSING", "STATE_INIT", "STATE_SUBSCRIBED", "ClientV2"]
+
+STATE_INIT = 0
+STATE_DISCONNECTED = 1
+STATE_CONNECTED = 2
+STATE_SUBSCRIBED = 3
+STATE_CLOSING = 4
+
+_MSG_HEADER = struct.Struct(">iiqH")
+_HEARTBEAT_FRAME = v2.encode_frame(v2.FRAME_RESPONSE, v2.HEARTBEAT)
+_OK_FRAME = v2.encode_frame(v2.FRAME_RESPONSE, v2.OK)
+_CLOSE_WAIT_FRAME = v2.encode_frame(v2.FRAME_RESPONSE, v2.CLOSE_WAIT)
+_BAD_PROTOCOL_FRAME = v2.encode_frame(v2.FRAME_ERROR, b"E_BAD_PROTOCOL")
+_DEFAULT_OUTPUT_BUFFER_SIZE = 16 * 1024
+# Time checks allow for a timer that fires a hair early.
+_SLACK = 1e-3
+
+
+class ClientV2:
+    """A V2 client connection; a ``ConnectionHandler`` for the runtime, a ``Consumer`` for its channel."""
+
+    def __init__(self, nsqd: NSQD, client_id: int) -> None:
+        opts = nsqd.opts
+        self.id = client_id
+        self.state = STATE_INIT
+        self.ready_count = 0
+        self.in_flight_count = 0
+        self.message_count = 0
+        self.finish_count = 0
+        self.requeue_count = 0
+        self.pub_counts: dict[str, int] = {}
+        self.channel: Channel | None = None
+
+        self.client_id = ""
+        self.hostname = ""
+        self.user_agent = ""
+        self.remote_address = ""
+        self.connect_ts = nsqd.clock.wall_ns() // 1_000_000_000
+        self.heartbeat_interval = opts.client_timeout / 2
+        self.msg_timeout = opts.msg_timeout
+        self.output_buffer_size = _DEFAULT_OUTPUT_BUFFER_SIZE
+        self.output_buffer_timeout = opts.output_buffer_timeout
+        self.sample_rate = 0
+        self.tls = False
+        self.snappy = False
+        self.deflate = False
+
+        self._nsqd = nsqd
+        self._clock = nsqd.clock
+        self._conn: Connection | None = None
+        self._magic = b""
+        self._parser = v2.V2Parser(
+            max_msg_size=opts.max_msg_size,
+            max_body_size=opts.max_body_size,
+            max_req_timeout_ms=int(opts.max_req_timeout * 1000),
+            precheck=self._precheck,
+        )
+        self._out = bytearray()
+        self._respond = False  # a response is buffered: flush at the end of this batch
+        self._closing = False
+        self._lost = False
+        self._writing_paused = False
+        self._writing_paused_at = 0.0
+        self._reading_paused = False
+        self._needs_dispatch = False
+        self._flush_timer: Timer | None = None
+        self._tick_timer: Timer | None = None
+        self._last_read = 0.0
+        self._next_heartbeat = 0.0
+
+    def __repr__(self) -> str:
+        return f"{self.remote_address}"
+
+    # -- ConnectionHandler ----------------------------------------------------------
+
+    def connection_made(self, conn: Connection) -> None:
+        self._conn = conn
+        host, port = conn.peer_address
+        self.remote_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.client_id = self.hostname = host
+        conn.set_write_buffer_limits(self._nsqd.opts.max_output_buffer_size)
+        now = self._clock.now()
+        self._last_read = now
+        self._next_heartbeat = now + self.heartbeat_interval
+        self._schedule_tick(now)
+        self._nsqd.log("INFO", f"TCP: new client({self.remote_address})")
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self._last_read = self._clock.now()
+        if len(self._magic) < 4:
+            need = 4 - len(self._magic)
+            self._magic += data[:need]
+            data = data[need:]
+            if len(self._magic) < 4:
+                return
+            if self._magic != v2.MAGIC_V2:
+                self._nsqd.log("ERROR", f"client({self.remote_address}) bad protocol magic '{self._magic.decode('latin-1')}'")
+                self._write(_BAD_PROTOCOL_FRAME)
+                self.close()
+                return
+            self._nsqd.log("INFO", f"CLIENT({self.remote_address}): desired protocol magic '  V2'")
+            if not data:
+                return
+        parser = self._parser
+        parser.feed(data)
+        try:
+            while not self._closing:
+                cmd = parser.next_command()
+                if cmd is None:
+                    break
+                self._exec(cmd)
+        except ClientError as err:
+            self._nsqd.log("ERROR", f"[{self.remote_address}] - {err}")
+            self._write(err.frame())
+            if err.fatal:
+                self.close()
+        except v2.LineTooLong:
+            self._nsqd.log("ERROR", f"[{self.remote_address}] - failed to read command - line too long")
+            self.close()
+        finally:
+            if self._needs_dispatch:
+                self._needs_dispatch = False
+                if self.channel is not None:
+                    self.channel.dispatch()
+            if self._respond:
+                self._flush()
+        conn = self._conn
+        if conn is not None and not self._reading_paused and conn.write_buffer_size() > 4 * self._nsqd.opts.max_output_buffer_size:
+            # The client is not reading what we send: stop reading what it sends.
+            self._reading_paused = True
+            conn.pause_reading()
+
+    def eof_received(self) -> None:
+        pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._closing = True
+        for timer in (self._flush_timer, self._tick_timer):
+            if timer is not None:
+                timer.cancel()
+        self._flush_timer = self._tick_timer = None
+        if self.channel is not None:
+            self.channel.remove_client(self.id)
+        self._nsqd.client_gone(self)
+        self._nsqd.log("INFO", f"PROTOCOL(V2): [{self.remote_address}] exiting ioloop")
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self._writing_paused_at = self._clock.now()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._reading_paused and self._conn is not None:
+            self._reading_paused = False
+            self._conn.resume_reading()
+        if self.channel is not None:
+            self.channel.dispatch()
+
+    # -- Consumer (called by the channel) --------------------------------------------
+
+    def is_ready(self) -> bool:
+        return self.in_flight_count < self.ready_count and not self._writing_paused and not self._closing
+
+    def send_message(self, msg: Message) -> None:
+        self.in_flight_count += 1
+        self.message_count += 1
+        body = msg.body
+        out = self._out
+        out += _MSG_HEADER.pack(len(body) + 30, v2.FRAME_MESSAGE, msg.timestamp, msg.attempts)
+        out += msg.id
+        out += body
+        if self.in_flight_count >= self.ready_count or len(out) >= self.output_buffer_size:
+            self._flush()
+        elif self._flush_timer is None:
+            if self.output_buffer_timeout > 0:
+                self._flush_timer = self._clock.call_later(self.output_buffer_timeout, self._on_flush_timer)
+            else:
+                self._flush()
+
+    def timed_out_message(self) -> None:
+        self.in_flight_count -= 1
+        self._needs_dispatch = True
+
+    def empty(self) -> None:
+        self.in_flight_count = 0
+
+    def close(self) -> None:
+        """Flush what is buffered and close the connection."""
+        if self._closing:
+            return
+        self._closing = True
+        self._flush()
+        if self._conn is not None:
+            self._conn.close()
+
+    # -- output ---------------------------------------------------------------------
+
+    def _write(self, frame: bytes) -> None:
+        self._out += frame
+        self._respond = True
+
+    def _flush(self) -> None:
+        self._respond = False
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        out = self._out
+        if out and self._conn is not None:
+            self._out = bytearray()
+            self._conn.write(out)
+
+    def _on_flush_timer(self) -> None:
+        self._flush_timer = None
+        self._flush()
+
+    # -- heartbeats and the read deadline ---------------------------------------------
+
+    def _schedule_tick(self, now: float) -> None:
+        if self._tick_timer is not None:
+            self._tick_timer.cancel()
+            self._tick_timer = None
+        hb = self.heartbeat_interval
+        if hb <= 0:
+            return
+        at = min(self._next_heartbeat, self._last_read + 2 * hb)
+        self._tick_timer = self._clock.call_later(max(at - now, 0.0), self._on_tick)
+
+    def _on_tick(self) -> None:
+        self._tick_timer = None
+        if self._closing:
+            return
+        now = self._clock.now()
+        hb = self.heartbeat_interval
+        if now + _SLACK >= self._last_read + 2 * hb:
+            self._nsqd.log("ERROR", f"[{self.remote_address}] - failed to read command - read timeout")
+            self.close()
+            return
+        if self._writing_paused and now + _SLACK >= self._writing_paused_at + hb:
+            self._nsqd.log("ERROR", f"[{self.remote_address}] - write timeout: client is not reading")
+            self.close()
+            return
+        if now + _SLACK >= self._next_heartbeat:
+            self._out += _HEARTBEAT_FRAME
+            self._flush()
+            self._next_heartbeat = now + hb
+        self._schedule_tick(now)
+
+    # -- commands -------------------------------------------------------------------
+
+    def _precheck(self, name: bytes, params: list[bytes]) -> None:
+        """The checks nsqd makes before reading a command's parameters or body."""
+        state = self.state
+        if name in (b"FIN", b"REQ", b"TOUCH"):
+            if state != STATE_SUBSCRIBED and state != STATE_CLOSING:
+                raise ClientError("E_INVALID", f"cannot {name.decode()} in current state")
+        elif name in (b"IDENTIFY", b"AUTH"):
+            if state != STATE_INIT:
+                raise ClientError("E_INVALID", f"cannot {name.decode()} in current state")
+        elif name == b"SUB":
+            if state != STATE_INIT:
+                raise ClientError("E_INVALID", "cannot SUB in current state")
+            if self.heartbeat_interval <= 0:
+                raise ClientError("E_INVALID", "cannot SUB with heartbeats disabled")
+        elif name == b"CLS" and state != STATE_SUBSCRIBED:
+            raise ClientError("E_INVALID", "cannot CLS in current state")
+
+    def _exec(self, cmd: v2.Command) -> None:
+        # Ordered by frequency on a busy node.
+        if type(cmd) is v2.Fin:
+            self._fin(cmd)
+        elif type(cmd) is v2.Pub:
+            self._publish("PUB", cmd.topic, [cmd.body], 0.0)
+        elif type(cmd) is v2.Mpub:
+            self._publish("MPUB", cmd.topic, cmd.bodies, 0.0)
+        elif type(cmd) is v2.Rdy:
+            self._rdy(cmd)
+        elif type(cmd) is v2.Req:
+            self._req(cmd)
+        elif type(cmd) is v2.Touch:
+            self._touch(cmd)
+        elif type(cmd) is v2.Nop:
+            pass
+        elif type(cmd) is v2.Dpub:
+            self._publish("DPUB", cmd.topic, [cmd.body], cmd.defer_ms / 1000)
+        elif type(cmd) is v2.Sub:
+            self._sub(cmd)
+        elif type(cmd) is v2.Identify:
+            self._identify(cmd)
+        elif type(cmd) is v2.Cls:
+            self.ready_count = 0
+            self.state = STATE_CLOSING
+            self._write(_CLOSE_WAIT_FRAME)
+        elif type(cmd) is v2.Auth:
+            raise ClientError("E_AUTH_DISABLED", "AUTH disabled")
+
+    def _fin(self, cmd: v2.Fin) -> None:
+        assert self.channel is not None
+        err = self.channel.finish(self.id, cmd.id)
+        if err is not None:
+            self._nonfatal("E_FIN_FAILED", f"FIN {cmd.id.decode('latin-1')} failed {err}")
+            return
+        self.finish_count += 1
+        self.in_flight_count -= 1
+        self._needs_dispatch = True
+
+    def _req(self, cmd: v2.Req) -> None:
+        assert self.channel is not None
+        err = self.channel.requeue(self.id, cmd.id, cmd.timeout_ms / 1000)
+        if err is not None:
+            self._nonfatal("E_REQ_FAILED", f"REQ {cmd.id.decode('latin-1')} failed {err}")
+            return
+        self.requeue_count += 1
+        self.in_flight_count -= 1
+        self._needs_dispatch = True
+
+    def _touch(self, cmd: v2.Touch) -> None:
+        assert self.channel is not None
+        err = self.channel.touch(self.id, cmd.id, self.msg_timeout)
+        if err is not None:
+            self._nonfatal("E_TOUCH_FAILED", f"TOUCH {cmd.id.decode('latin-1')} failed {err}")
+
+    def _nonfatal(self, code: str, desc: str) -> None:
+        err = ClientError(code, desc, fatal=False)
+        self._nsqd.log("ERROR", f"[{self.remote_address}] - {err}")
+        self._write(err.frame())
+
+    def _rdy(self, cmd: v2.Rdy) -> None:
+        if self.state == STATE_CLOSING:
+            self._nsqd.log("INFO", f"PROTOCOL(V2): [{self.remote_address}] ignoring RDY after CLS in state ClientStateV2Closing")
+            return
+        if self.state != STATE_SUBSCRIBED:
+            raise ClientError("E_INVALID", "cannot RDY in current state")
+        self.ready_count = v2.rdy_count(cmd.raw_count, self._nsqd.opts.max_rdy_count)
+        self._needs_dispatch = True
+
+    def _publish(self, cmd: str, topic_name: str, bodies: list[bytes], deferred: float) -> None:
+        topic = self._nsqd.get_topic(topic_name)
+        msgs = [topic.new_message(body, deferred) for body in bodies]
+        try:
+            topic.put_messages(msgs)
+        except PublishRefused as exc:
+            raise ClientError(f"E_{cmd}_FAILED", f"{cmd} failed {exc}") from None
+        self.pub_counts[topic_name] = self.pub_counts.get(topic_name, 0) + len(msgs)
+        self._write(_OK_FRAME)
+
+    def _sub(self, cmd: v2.Sub) -> None:
+        topic = self._nsqd.get_topic(cmd.topic)
+        channel = topic.get_channel(cmd.channel)
+        err = channel.add_client(self)
+        if err is not None:
+            raise ClientError("E_SUB_FAILED", f"SUB failed {err}")
+        self.state = STATE_SUBSCRIBED
+        self.channel = channel
+        self._write(_OK_FRAME)
+
+    def _identify(self, cmd: v2.Identify) -> None:
+        try:
+            data = decode_identify(cmd.body)
+        except IdentifyDecodeError:
+            raise ClientError("E_BAD_BODY", "IDENTIFY failed to decode JSON body") from None
+        opts = self._nsqd.opts
+        self._nsqd.log("INFO", f"[{self.remote_address}] IDENTIFY: {data}")
+        self.client_id = data.client_id
+        self.hostname = data.hostname
+        self.user_agent = data.user_agent
+
+        hb = data.heartbeat_interval
+        if hb == -1:
+            self.heartbeat_interval = 0.0
+        elif hb == 0:
+            pass
+        elif 1000 <= hb <= opts.max_heartbeat_interval * 1000:
+            self.heartbeat_interval = hb / 1000
+        else:
+            raise ClientError("E_BAD_BODY", f"IDENTIFY heartbeat interval ({hb}) is invalid")
+
+        size, timeout = data.output_buffer_size, data.output_buffer_timeout
+        if timeout == -1:
+            self.output_buffer_timeout = 0.0
+        elif timeout == 0:
+            pass
+        elif opts.min_output_buffer_timeout * 1000 <= timeout <= opts.max_output_buffer_timeout * 1000:
+            self.output_buffer_timeout = timeout / 1000
+        else:
+            raise ClientError("E_BAD_BODY", f"IDENTIFY output buffer timeout ({timeout}) is invalid")
+        if size == -1:
+            self.output_buffer_size = 1
+            self.output_buffer_timeout = 0.0
+        elif size == 0:
+            pass
+        elif 64 <= size <= opts.max_output_buffer_size:
+            self.output_buffer_size = size
+        else:
+            raise ClientError("E_BAD_BODY", f"IDENTIFY output buffer size ({size}) is invalid")
+
+        if not 0 <= data.sample_rate <= 99:
+            raise ClientError("E_BAD_BODY", f"IDENTIFY sample rate ({data.sample_rate}) is invalid")
+        self.sample_rate = data.sample_rate
+
+        mt = data.msg_timeout
+        if mt == 0:
+            pass
+        elif 1000 <= mt <= opts.max_msg_timeout * 1000:
+            self.msg_timeout = mt / 1000
+        else:
+            raise ClientError("E_BAD_BODY", f"IDENTIFY msg timeout ({mt}) is invalid")
+
+        now = self._clock.now()
+        self._next_heartbeat = now + self.heartbeat_interval
+        self._schedule_tick(now)
+
+        if not data.feature_negotiation:
+            self._write(_OK_FRAME)
+            return
+        # TLS, snappy and deflate are not implemented yet: the answer says so, exactly
+        # as nsqd answers when they are switched off, and the stream stays plain.
+        deflate_level = min(6, opts.max_deflate_level)
+        resp = {
+            "max_rdy_count": opts.max_rdy_count,
+            "version": self._nsqd.version,
+            "max_msg_timeout": int(opts.max_msg_timeout * 1000),
+            "msg_timeout": int(self.msg_timeout * 1000),
+            "tls_v1": False,
+            "deflate": False,
+            "deflate_level": deflate_level,
+            "max_deflate_level": opts.max_deflate_level,
+            "snappy": False,
+            "sample_rate": self.sample_rate,
+            "auth_required": False,
+            "output_buffer_size": self.output_buffer_size,
+            "output_buffer_timeout": int(self.output_buffer_timeout * 1000),
+        }
+        self._write(v2.encode_frame(v2.FRAME_RESPONSE, json.dumps(resp, separators=(",", ":")).encode()))

@@ -1,0 +1,176 @@
+"""A topic: a named stream that copies every message to each of its channels.
+
+nsqd runs a goroutine per topic that moves messages from the topic's queue to
+its channels.  Here the hand-off is a plain call: a message published to a
+topic that has channels and is not paused goes straight to every channel.  A
+topic with no channels, or a paused one, holds its messages (in memory up to
+--mem-queue-size, then in its backend) and hands them on when its first channel
+appears or it is unpaused.
+
+Publishing is all or nothing: before anything is put, every queue the messages
+would land in is asked whether it has room, so an MPUB is either wholly
+accepted or refused with E_MPUB_FAILED and nothing of it delivered.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from broker.nsqd.backend import BackendQueue
+from broker.nsqd.channel import Channel
+from broker.nsqd.message import Message, decode_message, encode_message_record
+
+if TYPE_CHECKING:
+    from broker.nsqd.nsqd import NSQD
+
+__all__ = ["PublishRefused", "Topic"]
+
+
+class PublishRefused(Exception):
+    """The messages were not accepted (no room, or the topic is going away)."""
+
+
+class Topic:
+    def __init__(self, name: str, nsqd: NSQD, backend: BackendQueue, on_empty: Callable[[Topic], None]) -> None:
+        self.name = name
+        self.ephemeral = name.endswith("#ephemeral")
+        self.paused = False
+        self.channels: dict[str, Channel] = {}
+        self.memory: deque[Message] = deque()
+        self.backend = backend
+        self.message_count = 0
+        self.message_bytes = 0
+        self.closed = False
+        self._nsqd = nsqd
+        self._mem_queue_size = nsqd.opts.mem_queue_size
+        self._on_empty = on_empty  # an ephemeral topic's last channel went away
+
+    def depth(self) -> int:
+        return len(self.memory) + self.backend.depth()
+
+    def new_message(self, body: bytes, deferred: float = 0.0) -> Message:
+        nsqd = self._nsqd
+        wall = nsqd.clock.wall_ns()
+        return Message(nsqd.guid.new(wall), body, wall, 0, deferred)
+
+    # -- channels -------------------------------------------------------------------
+
+    def get_channel(self, name: str) -> Channel:
+        """The channel called ``name``, created if it does not exist."""
+        channel = self.channels.get(name)
+        if channel is not None:
+            return channel
+        channel = Channel(self.name, name, self._nsqd, self._nsqd.new_backend(self.name, name), self._channel_empty)
+        self.channels[name] = channel
+        self._nsqd.notify("channel_created", self, channel)
+        if len(self.channels) == 1:
+            self._drain()
+        return channel
+
+    def get_existing_channel(self, name: str) -> Channel | None:
+        return self.channels.get(name)
+
+    def delete_existing_channel(self, name: str) -> bool:
+        channel = self.channels.pop(name, None)
+        if channel is None:
+            return False
+        channel.close(deleted=True)
+        self._nsqd.notify("channel_deleted", self, channel)
+        if not self.channels and self.ephemeral:
+            self._on_empty(self)
+        return True
+
+    def _channel_empty(self, channel: Channel) -> None:
+        if self.channels.get(channel.name) is channel:
+            self.delete_existing_channel(channel.name)
+
+    # -- publishing -----------------------------------------------------------------
+
+    def put_messages(self, msgs: list[Message]) -> None:
+        """Accept every message or none (raises ``PublishRefused``)."""
+        if self.closed:
+            raise PublishRefused("exiting")
+        count = len(msgs)
+        nbytes = 0
+        for m in msgs:
+            nbytes += len(m.body)
+        fan_out = bool(self.channels) and not self.paused
+        if fan_out:
+            for channel in self.channels.values():
+                if not channel.has_room(count, nbytes):
+                    raise PublishRefused(f"channel {channel.name} queue full (mem-queue-size {self._mem_queue_size})")
+        elif len(self.memory) + count > self._mem_queue_size and not self.backend.can_accept(count, nbytes):
+            raise PublishRefused(f"topic queue full (mem-queue-size {self._mem_queue_size})")
+        self.message_count += count
+        self.message_bytes += nbytes
+        if fan_out:
+            self._fan_out(msgs)
+        else:
+            for m in msgs:
+                self._hold(m)
+
+    def _hold(self, msg: Message) -> None:
+        if len(self.memory) < self._mem_queue_size:
+            self.memory.append(msg)
+        elif self.backend.can_accept(1, len(msg.body)):
+            self.backend.put(encode_message_record(msg))
+        else:
+            self.memory.append(msg)  # already accepted: never drop (see Channel._put_back)
+
+    def _fan_out(self, msgs: list[Message]) -> None:
+        channels = list(self.channels.values())
+        for i, channel in enumerate(channels):
+            for m in msgs:
+                msg = m if i == 0 else m.copy()
+                if msg.deferred > 0:
+                    channel.put_deferred(msg, msg.deferred)
+                else:
+                    channel.put(msg)
+        for channel in channels:
+            channel.dispatch()
+
+    def _drain(self) -> None:
+        """Hand what the topic holds to its channels (first channel, or unpause)."""
+        if not self.channels or self.paused or self.closed:
+            return
+        held: list[Message] = list(self.memory)
+        self.memory.clear()
+        while self.backend.depth():
+            record = self.backend.read()
+            if record is None:
+                break
+            try:
+                held.append(decode_message(record))
+            except ValueError as exc:
+                self._nsqd.log("ERROR", f"TOPIC({self.name}): failed to decode message - {exc}")
+        if held:
+            self._fan_out(held)
+
+    # -- administration -------------------------------------------------------------
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def unpause(self) -> None:
+        self.paused = False
+        self._drain()
+
+    def empty(self) -> None:
+        self.memory.clear()
+        self.backend.empty()
+
+    def close(self, deleted: bool) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for channel in list(self.channels.values()):
+            channel.close(deleted)
+            if deleted:
+                self._nsqd.notify("channel_deleted", self, channel)
+        if deleted:
+            self.channels.clear()
+            self.backend.delete()
+        else:
+            self.backend.close()

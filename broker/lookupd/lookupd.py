@@ -1,0 +1,91 @@
+"""The nsqlookupd node: the registration database and the two ways to reach it.
+
+The runtime (asyncio or the simulator) binds the listeners, tells the node
+where they ended up with ``set_listen_addresses``, calls ``tcp_handler`` for
+each TCP connection and hands every HTTP request to ``handle_http_target``
+(or ``handle_http``). Nothing here reads a clock, a socket or a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from broker.lookupd import gojson
+from broker.lookupd.http_api import HTTPResponse, LookupdHTTPAPI
+from broker.lookupd.options import LookupdOptions
+from broker.lookupd.protocol_v1 import LookupProtocolV1
+from broker.lookupd.registration_db import RegistrationDB
+from broker.ports import Clock, ConnectionHandler, Logger
+
+__all__ = ["VERSION", "NSQLookupd"]
+
+# The nsqlookupd release this one answers as (IDENTIFY, /info).
+VERSION = "1.3.0"
+
+
+class NSQLookupd:
+    def __init__(
+        self,
+        opts: LookupdOptions,
+        *,
+        clock: Clock,
+        logger: Logger,
+        hostname: str,
+    ) -> None:
+        self.opts = opts
+        self.clock = clock
+        self.logger = logger
+        self.hostname = hostname
+        self.version = VERSION
+        self.db = RegistrationDB()
+        self.tcp_address: tuple[str, int] = ("", 0)
+        self.http_address: tuple[str, int] = ("", 0)
+        self._http = LookupdHTTPAPI(self)
+        # Open TCP connections, in the order they arrived, so close() is deterministic.
+        self._connections: dict[LookupProtocolV1, None] = {}
+
+    @property
+    def broadcast_address(self) -> str:
+        return self.opts.broadcast_address or self.hostname
+
+    def set_listen_addresses(self, tcp: tuple[str, int], http: tuple[str, int]) -> None:
+        """Record the bound addresses (the real ports when port 0 was asked for)."""
+        self.tcp_address = tcp
+        self.http_address = http
+
+    def tcp_handler(self) -> ConnectionHandler:
+        """A handler for one new connection on the TCP port."""
+        return LookupProtocolV1(self)
+
+    def handle_http_target(self, method: str, target: bytes | str, body: bytes) -> HTTPResponse:
+        """Answer one HTTP request given its raw request-target; see ``http_api``."""
+        return self._http.handle_target(method, target, body)
+
+    def handle_http(
+        self, method: str, path: str, query: Mapping[str, Sequence[str]], body: bytes
+    ) -> HTTPResponse:
+        """Answer one HTTP request whose path and query are already decoded."""
+        return self._http.handle(method, path, query, body)
+
+    def identify_response(self) -> bytes:
+        """lookupd's answer to IDENTIFY: a Go map, so its keys are sorted."""
+        return gojson.dumps(
+            {
+                "broadcast_address": self.broadcast_address,
+                "hostname": self.hostname,
+                "http_port": self.http_address[1],
+                "tcp_port": self.tcp_address[1],
+                "version": self.version,
+            }
+        )
+
+    def connection_opened(self, handler: LookupProtocolV1) -> None:
+        self._connections[handler] = None
+
+    def connection_closed(self, handler: LookupProtocolV1) -> None:
+        self._connections.pop(handler, None)
+
+    def close(self) -> None:
+        """Close every TCP connection, dropping its peer's registrations, as Go's Exit does."""
+        for handler in list(self._connections):
+            handler.close()

@@ -132,6 +132,15 @@ class Channel:
         self.message_count += 1
         self._put_back(msg)
 
+    def put_many(self, msgs: list[Message]) -> None:
+        """Messages from the topic, in order (call ``dispatch()`` after)."""
+        self.message_count += len(msgs)
+        if len(self.memory) + len(msgs) <= self._mem_queue_size:
+            self.memory.extend(msgs)
+        else:
+            for msg in msgs:
+                self._put_back(msg)
+
     def put_deferred(self, msg: Message, delay: float) -> None:
         self.message_count += 1
         self._start_deferred(msg, delay)
@@ -176,39 +185,55 @@ class Channel:
 
     def _dispatch(self) -> None:
         consumers = self._consumers
+        n = len(consumers)
+        only = consumers[0] if n == 1 else None
         memory = self.memory
         in_flight = self.in_flight
         pq = self._in_flight_pq
+        heappush = heapq.heappush
         now = self._clock.now()
         rr = self._rr
-        while memory or self.backend.depth():
-            n = len(consumers)
-            for k in range(n):
-                client = consumers[(rr + k) % n]
-                if client.is_ready():
-                    rr = (rr + k + 1) % n
-                    break
-            else:
-                break
-            msg = memory.popleft() if memory else self._next_message()
-            if msg is None:
-                break
-            rate = client.sample_rate
-            if rate > 0 and self._rand.randrange(100) > rate:
-                continue  # sampled out: consumed without delivery, as nsqd does
-            msg.attempts += 1
-            msg.client_id = client.id
-            msg.delivered_at = now
-            deadline = now + client.msg_timeout
-            msg.deadline = deadline
-            self._token += 1
-            msg.flight = self._token
-            in_flight[msg.id] = msg
-            heapq.heappush(pq, (deadline, self._token, msg))
-            if deadline < self._timer_at:
-                self._arm(deadline)
-            client.send_message(msg)
-        self._rr = rr
+        token = self._token
+        backend = self.backend
+        try:
+            while memory or backend.depth():
+                if only is not None:
+                    client = only
+                    if not client.is_ready():
+                        break
+                else:
+                    for k in range(n):
+                        client = consumers[(rr + k) % n]
+                        if client.is_ready():
+                            rr = (rr + k + 1) % n
+                            break
+                    else:
+                        break
+                if memory:
+                    msg = memory.popleft()
+                else:
+                    got = self._next_message()
+                    if got is None:
+                        break
+                    msg = got
+                rate = client.sample_rate
+                if rate > 0 and self._rand.randrange(100) > rate:
+                    continue  # sampled out: consumed without delivery, as nsqd does
+                msg.attempts += 1
+                msg.client_id = client.id
+                msg.delivered_at = now
+                deadline = now + client.msg_timeout
+                msg.deadline = deadline
+                token += 1
+                msg.flight = token
+                in_flight[msg.id] = msg
+                heappush(pq, (deadline, token, msg))
+                if deadline < self._timer_at:
+                    self._arm(deadline)
+                client.send_message(msg)
+        finally:
+            self._rr = rr
+            self._token = token
 
     # -- acknowledgements -----------------------------------------------------------
 
@@ -227,8 +252,18 @@ class Channel:
 
     def finish(self, client_id: int, msg_id: bytes) -> str | None:
         """FIN: an error text when the message is not in flight to this client."""
-        got = self._pop_in_flight(client_id, msg_id)
-        return got if isinstance(got, str) else None
+        # _pop_in_flight inlined: this runs once per message.
+        msg = self.in_flight.get(msg_id)
+        if msg is None:
+            return "ID not in flight"
+        if msg.client_id != client_id:
+            return "client does not own message"
+        del self.in_flight[msg_id]
+        msg.flight = 0
+        self._stale += 1
+        if self._stale > _COMPACT_MIN and self._stale > len(self.in_flight):
+            self._compact()
+        return None
 
     def requeue(self, client_id: int, msg_id: bytes, delay: float) -> str | None:
         """REQ: back to the queue now, or after ``delay`` seconds."""

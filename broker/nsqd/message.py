@@ -48,6 +48,27 @@ class GUIDFactory:
         guid = ((ts - _EPOCH) << (_NODE_BITS + _SEQUENCE_BITS)) | (self._node_id << _SEQUENCE_BITS) | self._sequence
         return b"%016x" % (guid & 0xFFFFFFFFFFFFFFFF)
 
+    def new_batch(self, wall_ns: int, count: int) -> list[bytes]:
+        """``count`` ids for one instant: the same as ``count`` calls of ``new``, cheaper."""
+        ids = [self.new(wall_ns)]
+        if count == 1:
+            return ids
+        # Later ids of the batch share the timestamp (or borrow the next ones) and
+        # only the sequence moves, so they are the first id plus small offsets
+        # until the sequence wraps.
+        base = int(ids[0], 16) - self._sequence
+        seq = self._sequence
+        ts = self._last
+        for _ in range(count - 1):
+            seq = (seq + 1) & _SEQUENCE_MASK
+            if seq == 0:
+                ts += 1
+                base = ((ts - _EPOCH) << (_NODE_BITS + _SEQUENCE_BITS)) | (self._node_id << _SEQUENCE_BITS)
+            ids.append(b"%016x" % ((base | seq) & 0xFFFFFFFFFFFFFFFF))
+        self._sequence = seq
+        self._last = ts
+        return ids
+
 
 class Message:
     """One message in one channel (or in a topic before it reaches channels)."""

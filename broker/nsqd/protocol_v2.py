@@ -42,7 +42,7 @@ STATE_CONNECTED = 2
 STATE_SUBSCRIBED = 3
 STATE_CLOSING = 4
 
-_MSG_HEADER = struct.Struct(">iiqH")
+_pack_header = struct.Struct(">iiqH").pack  # [size][type=2][timestamp][attempts]
 _HEARTBEAT_FRAME = v2.encode_frame(v2.FRAME_RESPONSE, v2.HEARTBEAT)
 _OK_FRAME = v2.encode_frame(v2.FRAME_RESPONSE, v2.OK)
 _CLOSE_WAIT_FRAME = v2.encode_frame(v2.FRAME_RESPONSE, v2.CLOSE_WAIT)
@@ -143,6 +143,10 @@ class ClientV2:
         parser.feed(data)
         try:
             while not self._closing:
+                if self.state >= STATE_SUBSCRIBED:
+                    ids = parser.take_fins()
+                    if ids:
+                        self._fin_many(ids)
                 cmd = parser.next_command()
                 if cmd is None:
                     break
@@ -207,7 +211,7 @@ class ClientV2:
         self.message_count += 1
         body = msg.body
         out = self._out
-        out += _MSG_HEADER.pack(len(body) + 30, v2.FRAME_MESSAGE, msg.timestamp, msg.attempts)
+        out += _pack_header(len(body) + 30, 2, msg.timestamp, msg.attempts)
         out += msg.id
         out += body
         if self.in_flight_count >= self.ready_count or len(out) >= self.output_buffer_size:
@@ -344,6 +348,21 @@ class ClientV2:
         self.in_flight_count -= 1
         self._needs_dispatch = True
 
+    def _fin_many(self, ids: list[bytes]) -> None:
+        assert self.channel is not None
+        finish = self.channel.finish
+        me = self.id
+        done = 0
+        for msg_id in ids:
+            err = finish(me, msg_id)
+            if err is None:
+                done += 1
+            else:
+                self._nonfatal("E_FIN_FAILED", f"FIN {msg_id.decode('latin-1')} failed {err}")
+        self.finish_count += done
+        self.in_flight_count -= done
+        self._needs_dispatch = True
+
     def _req(self, cmd: v2.Req) -> None:
         assert self.channel is not None
         err = self.channel.requeue(self.id, cmd.id, cmd.timeout_ms / 1000)
@@ -376,7 +395,7 @@ class ClientV2:
 
     def _publish(self, cmd: str, topic_name: str, bodies: list[bytes], deferred: float) -> None:
         topic = self._nsqd.get_topic(topic_name)
-        msgs = [topic.new_message(body, deferred) for body in bodies]
+        msgs = topic.new_messages(bodies, deferred)
         try:
             topic.put_messages(msgs)
         except PublishRefused as exc:

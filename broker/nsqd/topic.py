@@ -51,9 +51,14 @@ class Topic:
         return len(self.memory) + self.backend.depth()
 
     def new_message(self, body: bytes, deferred: float = 0.0) -> Message:
+        return self.new_messages([body], deferred)[0]
+
+    def new_messages(self, bodies: list[bytes], deferred: float = 0.0) -> list[Message]:
+        """Messages for one publish: one timestamp, consecutive ids."""
         nsqd = self._nsqd
         wall = nsqd.clock.wall_ns()
-        return Message(nsqd.guid.new(wall), body, wall, 0, deferred)
+        ids = nsqd.guid.new_batch(wall, len(bodies))
+        return [Message(i, b, wall, 0, deferred) for i, b in zip(ids, bodies, strict=True)]
 
     # -- channels -------------------------------------------------------------------
 
@@ -121,13 +126,15 @@ class Topic:
 
     def _fan_out(self, msgs: list[Message]) -> None:
         channels = list(self.channels.values())
+        deferred = [m for m in msgs if m.deferred > 0]
+        ready = [m for m in msgs if m.deferred <= 0] if deferred else msgs
         for i, channel in enumerate(channels):
-            for m in msgs:
-                msg = m if i == 0 else m.copy()
-                if msg.deferred > 0:
-                    channel.put_deferred(msg, msg.deferred)
-                else:
-                    channel.put(msg)
+            # The first channel takes the messages themselves, the others copies
+            # that share the body.
+            if ready:
+                channel.put_many(ready if i == 0 else [m.copy() for m in ready])
+            for m in deferred:
+                channel.put_deferred(m if i == 0 else m.copy(), m.deferred)
         for channel in channels:
             channel.dispatch()
 

@@ -21,6 +21,7 @@ a wrong body size sees what it would see with nsqd.
 from __future__ import annotations
 
 import json
+import re
 import struct
 from collections.abc import Callable
 from typing import NamedTuple
@@ -225,6 +226,10 @@ _GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", 
 
 # -- the command parser -----------------------------------------------------------
 
+# A run of FINs whose lines have exactly one 16-byte parameter (nsqd splits on
+# single spaces and ends the line at the first newline).
+_FIN_RUN = re.compile(rb"(?:FIN [^ \n]{16}\n)+")
+
 Precheck = Callable[[bytes, list[bytes]], None]
 
 
@@ -267,6 +272,20 @@ class V2Parser:
 
     def buffered(self) -> int:
         return len(self._buf) - self._pos
+
+    def take_fins(self) -> list[bytes]:
+        """Consume a run of well-formed ``FIN <id>\\n`` lines and return their ids.
+
+        A consumer's traffic is mostly FINs; taking them in a batch skips building
+        a command per message.  Anything else, including a malformed FIN, is left
+        for ``next_command`` (which gives nsqd's error for it).
+        """
+        m = _FIN_RUN.match(self._buf, self._pos)
+        if m is None:
+            return []
+        chunk = bytes(self._buf[self._pos : m.end()])
+        self._pos = m.end()
+        return [chunk[i + 4 : i + 20] for i in range(0, len(chunk), 21)]
 
     def next_command(self) -> Command | None:
         buf = self._buf
@@ -440,22 +459,30 @@ class V2Parser:
         if count <= 0 or count > (max_body - 4) // 5:
             raise ClientError("E_BAD_BODY", f"MPUB invalid message count {count}")
         at += 4
-        bodies: list[bytes] = []
+        # Walk the length prefixes first, then copy the whole payload once and cut
+        # the bodies from that copy: one copy of the stream per MPUB, one per body.
         buf = self._buf
+        have = len(buf)
         max_msg = self._limits.max_msg_size
+        unpack = _INT32.unpack_from
+        start = at
+        spans: list[tuple[int, int]] = []
         for i in range(count):
-            msize = self._length(at)
-            if msize is None:
+            if have < at + 4:
                 return None
+            msize = unpack(buf, at)[0]
             if msize <= 0:
                 raise ClientError("E_BAD_MESSAGE", f"MPUB invalid message({i}) body size {msize}")
             if msize > max_msg:
                 raise ClientError("E_BAD_MESSAGE", f"MPUB message too big {msize} > {max_msg}")
-            end = at + 4 + msize
-            if len(buf) < end:
+            at += 4
+            end = at + msize
+            if have < end:
                 return None
-            bodies.append(bytes(buf[at + 4 : end]))
+            spans.append((at - start, end - start))
             at = end
+        chunk = bytes(buf[start:at])
+        bodies = [chunk[a:b] for a, b in spans]
         self._pos = at
         return Mpub(topic, bodies)
 

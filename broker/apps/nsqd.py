@@ -1,0 +1,237 @@
+"""The ``nsqd`` daemon: Go nsqd 1.3.0's command line and life cycle around the core.
+
+Start-up follows ``apps/nsqd/main.go`` and ``nsqd.New``: parse the flags
+(``--version`` prints and exits before anything else), read ``--config``,
+resolve the options, lock the data path, check the options, log the version
+and node id, bind the TCP and HTTP listeners, and only then start the node and
+begin accepting.  Any failure there is one FATAL line and exit status 1; the
+lines that Go's ``main.go`` prints itself carry its fixed ``[nsqd] `` prefix,
+whatever ``--log-prefix`` says.
+
+Shutdown: the first SIGINT or SIGTERM closes the listeners, closes the node
+(which closes every client connection), and lets the loop run until the
+connections have flushed and closed, for at most ``SHUTDOWN_DRAIN_SECONDS``;
+then exit 0.  A second signal meanwhile exits at once.
+
+Deliberate differences from Go nsqd: ``--verbose`` means ``--log-level=debug``
+(Go 1.3.0 accepts it and ignores it); a positional argument is an error (Go
+ignores it, and every flag after it); an address of ``0.0.0.0`` listens on IPv4
+only and is logged as such (Go opens a dual-stack socket and logs ``[::]``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import os
+import socket
+import sys
+import zlib
+from collections.abc import Callable, Sequence
+
+from broker.apps import version_string
+from broker.apps.goflags import LOG_LEVEL, ConfigError, Custom, FlagSet, load_toml, parse_go_bool
+from broker.apps.govalues import go_float_text
+from broker.nsqd.nsqd import NSQD
+from broker.nsqd.options import FLAGS, FlagSpec, Options
+from broker.ports import Logger
+from broker.runtime import (
+    AsyncioClock,
+    AsyncioListener,
+    ConnectionRegistry,
+    ListenError,
+    RuntimeRandom,
+    ShutdownSignals,
+    StderrLogger,
+    bind,
+    join_host_port,
+    log_loop_errors,
+)
+
+__all__ = ["SHUTDOWN_DRAIN_SECONDS", "check_options", "default_node_id", "flag_set", "main", "run", "serve"]
+
+SHUTDOWN_DRAIN_SECONDS = 5.0
+
+# Flags of Go nsqd's command line that are not options of the node.
+_COMMAND_FLAGS = (
+    FlagSpec("version", "", "bool", "print version string"),
+    FlagSpec("config", "", "str", "path to config file"),
+    FlagSpec("worker-id", "", "bool", "[deprecated] use --node-id"),
+)
+
+_TLS_VERSIONS = ("ssl3.0", "tls1.0", "tls1.1", "tls1.2", "tls1.3")
+
+
+def _parse_tls_required(text: str) -> str:
+    # nsqd's tlsRequiredOption: "tcp-https", or any ParseBool spelling.
+    low = text.lower()
+    if low == "tcp-https":
+        return low
+    try:
+        return "true" if parse_go_bool(low) else "false"
+    except ValueError:
+        raise ValueError(f'strconv.ParseBool: parsing "{low}": invalid syntax') from None
+
+
+def _parse_tls_min_version(text: str) -> str:
+    # nsqd's tlsMinVersionOption; an empty value leaves the default in place.
+    low = text.lower()
+    if low == "":
+        return "tls1.0"
+    if low not in _TLS_VERSIONS:
+        raise ValueError(f'unknown tlsVersionOption "{low}"')
+    return low
+
+
+_CUSTOM = {
+    "log-level": LOG_LEVEL,
+    "tls-required": Custom(
+        parse=_parse_tls_required,
+        is_bool=True,
+        show_default=lambda v: None if v == "false" else str(v),
+    ),
+    "tls-min-version": Custom(parse=_parse_tls_min_version),
+}
+
+
+def default_node_id(hostname: str) -> int:
+    """Go nsqd's default ``--node-id``: crc32(md5(hostname)) % 1024."""
+    return zlib.crc32(hashlib.md5(hostname.encode()).digest()) % 1024
+
+
+def flag_set(hostname: str) -> FlagSet[Options]:
+    """nsqd's flags, with the defaults Go's ``NewOptions`` derives from the hostname."""
+    defaults = Options(node_id=default_node_id(hostname), broadcast_address=hostname)
+    return FlagSet("nsqd", (*_COMMAND_FLAGS, *FLAGS), defaults, _CUSTOM)
+
+
+def check_options(opts: Options) -> Options:
+    """The checks of ``nsqd.New``; raises ValueError with Go's message."""
+    if not 1 <= opts.max_deflate_level <= 9:
+        raise ValueError("--max-deflate-level must be [1,9]")
+    if not 0 <= opts.node_id < 1024:
+        raise ValueError("--node-id must be [0,1024)")
+    if opts.tls_client_auth_policy and opts.tls_required == "false":
+        opts = opts.replace(tls_required="true")
+    if opts.tls_required != "false" and not (opts.tls_cert and opts.tls_key):
+        raise ValueError("cannot require TLS client connections without TLS key and cert")
+    for p in opts.e2e_processing_latency_percentiles:
+        if not 0 < p <= 1:
+            raise ValueError(f"invalid E2E processing latency percentile: {go_float_text(p)}")
+    return opts
+
+
+def _lock_data_path(path: str) -> int:
+    # internal/dirlock: an exclusive flock on the directory, held for the process's life.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise ValueError(f"failed to lock data-path: open {path}: {_strerror(exc)}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise ValueError(
+            f"failed to lock data-path: cannot flock directory {path} - {_strerror(exc)}"
+            " (possibly in use by another instance of nsqd)"
+        ) from None
+    return fd
+
+
+def _strerror(exc: OSError) -> str:
+    return os.strerror(exc.errno).lower() if exc.errno else str(exc)
+
+
+def run(argv: Sequence[str]) -> int:
+    """The whole daemon; returns the exit status (flag errors exit from inside)."""
+    hostname = socket.gethostname()
+    flags = flag_set(hostname)
+    parsed = flags.parse_or_exit(argv)
+    if parsed.get("version"):
+        print(version_string("nsqd"))
+        return 0
+
+    # main.go's logFatal: a logger of its own, with a fixed prefix.
+    startup = StderrLogger("[nsqd] ")
+
+    def fatal(msg: str) -> int:
+        startup.log("FATAL", msg)
+        return 1
+
+    try:
+        config_path = str(parsed.get("config", ""))
+        config = load_toml(config_path) if config_path else {}
+        opts = flags.resolve(parsed, config)
+    except ConfigError as exc:
+        return fatal(str(exc))
+    if not opts.data_path:
+        opts = opts.replace(data_path=os.getcwd())
+    if opts.verbose:
+        opts = opts.replace(log_level="debug")
+    logger = StderrLogger(opts.log_prefix, opts.log_level)
+    for alias, name in parsed.deprecated:
+        logger.log("WARN", f"use of the --{alias} command line flag is deprecated (use --{name})")
+
+    try:
+        lock = _lock_data_path(opts.data_path)
+        opts = check_options(opts)
+    except ValueError as exc:
+        return fatal(f"failed to instantiate nsqd - {exc}")
+    try:
+        logger.log("INFO", version_string("nsqd"))
+        logger.log("INFO", f"ID: {opts.node_id}")
+        return asyncio.run(serve(opts, logger, hostname, fatal))
+    finally:
+        os.close(lock)
+
+
+async def serve(opts: Options, logger: Logger, hostname: str, fatal: Callable[[str], int]) -> int:
+    """Run one node on the current loop until SIGINT or SIGTERM; the exit status."""
+    loop = asyncio.get_running_loop()
+    log_loop_errors(loop, logger)
+    signals = ShutdownSignals(loop)
+    signals.install()
+    try:
+        registry = ConnectionRegistry()
+        nsqd = NSQD(opts, clock=AsyncioClock(loop), rand=RuntimeRandom(), logger=logger, hostname=hostname)
+        listeners: dict[str, AsyncioListener] = {}
+        try:
+            listeners["TCP"] = await bind(opts.tcp_address, nsqd.tcp_handler, registry=registry, start_serving=False)
+            if opts.http_address:
+                listeners["HTTP"] = await bind(
+                    opts.http_address, nsqd.http_handler, registry=registry, start_serving=False
+                )
+        except ListenError as exc:
+            for listener in listeners.values():
+                listener.close()
+            return fatal(f"failed to instantiate nsqd - {exc}")
+
+        http = listeners.get("HTTP")
+        nsqd.set_listen_addresses(listeners["TCP"].address, http.address if http else ("", 0))
+        nsqd.start()
+        for proto, listener in listeners.items():
+            await listener.start_serving()
+            logger.log("INFO", f"{proto}: listening on {join_host_port(*listener.address)}")
+
+        await signals.wait()
+
+        for proto, listener in listeners.items():
+            listener.close()
+            logger.log("INFO", f"{proto}: closing {join_host_port(*listener.address)}")
+        nsqd.close()
+        if not await registry.drained(SHUTDOWN_DRAIN_SECONDS):
+            logger.log("WARN", f"{len(registry)} connections still open after {SHUTDOWN_DRAIN_SECONDS:g}s; aborting them")
+            registry.abort_all()
+            await registry.drained(SHUTDOWN_DRAIN_SECONDS)
+        return 0
+    finally:
+        signals.uninstall()
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

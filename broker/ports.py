@@ -27,6 +27,8 @@ __all__ = [
     "Clock",
     "Connection",
     "ConnectionHandler",
+    "File",
+    "FileSystem",
     "HandlerFactory",
     "Listener",
     "Logger",
@@ -176,3 +178,88 @@ class Logger(Protocol):
     """Where the core's log lines go; levels are nsqd's (DEBUG, INFO, WARN, ERROR, FATAL)."""
 
     def log(self, level: str, msg: str) -> None: ...
+
+
+class File(Protocol):
+    """An open file of a ``FileSystem``; offsets count bytes from its start.
+
+    Bytes written are volatile until ``fsync`` returns: a crash keeps what the
+    last successful ``fsync`` covered and may keep any prefix of what was
+    written after it, so the tail of a file can end part way through a write.
+    """
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append all of ``data`` at the end of the file.
+
+        Raises ``OSError`` (ENOSPC, EIO, ...) when it cannot; a prefix of
+        ``data`` may then have been written.
+        """
+        ...
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes from ``offset``; fewer only where the file ends."""
+        ...
+
+    def size(self) -> int:
+        """The current length, including bytes not yet made durable."""
+        ...
+
+    def truncate(self, size: int) -> None:
+        """Cut the file to ``size`` bytes; durable, like a write, only after ``fsync``."""
+        ...
+
+    def fsync(self) -> None:
+        """Make the file's bytes and length durable; raises ``OSError`` if the disk fails.
+
+        It does not make the file's name durable: see ``FileSystem.fsync_dir``.
+        After a failed fsync, what reached the disk is unknown, and a later fsync
+        succeeding says nothing about the bytes the failed one covered.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+class FileSystem(Protocol):
+    """Files, for the disk queue: just what it needs and no more.
+
+    Paths are strings with ``/`` separators.  Failures raise ``OSError``
+    (``FileNotFoundError`` for a missing path).  Crash semantics (POSIX at its
+    strictest, which is what the simulated file system models):
+
+    * a file's bytes are durable only up to its last ``File.fsync``;
+    * creating, renaming and removing a name is durable only after
+      ``fsync_dir`` of the directory holding it; until then a crash may undo
+      it, and the undone changes are always the latest ones (a directory is
+      never left with a later change and without an earlier one);
+    * ``rename`` is atomic: after a crash the name refers to the old file or to
+      the new one, never to a mixture.
+    """
+
+    def open_append(self, path: str) -> File:
+        """Open ``path`` for reading and appending, creating it empty if missing."""
+        ...
+
+    def open_read(self, path: str) -> File:
+        """Open an existing file for reading only."""
+        ...
+
+    def rename(self, src: str, dst: str) -> None:
+        """Atomically give ``src`` the name ``dst``, replacing any file there."""
+        ...
+
+    def remove(self, path: str) -> None: ...
+
+    def listdir(self, path: str) -> list[str]:
+        """The names (not paths) in a directory, sorted."""
+        ...
+
+    def file_size(self, path: str) -> int: ...
+
+    def mkdir(self, path: str) -> None:
+        """Create a directory and its parents; harmless if it exists."""
+        ...
+
+    def fsync_dir(self, path: str) -> None:
+        """Make the creations, renames and removals in a directory durable."""
+        ...

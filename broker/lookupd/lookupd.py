@@ -1,9 +1,10 @@
 """The nsqlookupd node: the registration database and the two ways to reach it.
 
 The runtime (asyncio or the simulator) binds the listeners, tells the node
-where they ended up with ``set_listen_addresses``, calls ``tcp_handler`` for
-each TCP connection and hands every HTTP request to ``handle_http_target``
-(or ``handle_http``). Nothing here reads a clock, a socket or a file.
+where they ended up with ``set_listen_addresses``, and calls ``tcp_handler``
+and ``http_handler`` for each connection on the TCP and HTTP ports (a runtime
+with its own HTTP server may hand requests to ``handle_http_target`` or
+``handle_http`` instead). Nothing here reads a clock, a socket or a file.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from broker.lookupd import gojson
 from broker.lookupd.http_api import HTTPResponse, LookupdHTTPAPI
+from broker.lookupd.http_server import LookupdHTTPConnection
 from broker.lookupd.options import LookupdOptions
 from broker.lookupd.protocol_v1 import LookupProtocolV1
 from broker.lookupd.registration_db import RegistrationDB
@@ -43,6 +45,7 @@ class NSQLookupd:
         self._http = LookupdHTTPAPI(self)
         # Open TCP connections, in the order they arrived, so close() is deterministic.
         self._connections: dict[LookupProtocolV1, None] = {}
+        self._http_connections: dict[LookupdHTTPConnection, None] = {}
 
     @property
     def broadcast_address(self) -> str:
@@ -56,6 +59,10 @@ class NSQLookupd:
     def tcp_handler(self) -> ConnectionHandler:
         """A handler for one new connection on the TCP port."""
         return LookupProtocolV1(self)
+
+    def http_handler(self) -> ConnectionHandler:
+        """A handler for one new connection on the HTTP port."""
+        return LookupdHTTPConnection(self)
 
     def handle_http_target(self, method: str, target: bytes | str, body: bytes) -> HTTPResponse:
         """Answer one HTTP request given its raw request-target; see ``http_api``."""
@@ -85,7 +92,19 @@ class NSQLookupd:
     def connection_closed(self, handler: LookupProtocolV1) -> None:
         self._connections.pop(handler, None)
 
+    def http_connection_opened(self, conn: LookupdHTTPConnection) -> None:
+        self._http_connections[conn] = None
+
+    def http_connection_closed(self, conn: LookupdHTTPConnection) -> None:
+        self._http_connections.pop(conn, None)
+
     def close(self) -> None:
-        """Close every TCP connection, dropping its peer's registrations, as Go's Exit does."""
+        """Close every connection: TCP ones drop their peer's registrations, as Go's Exit does.
+
+        Go leaves open HTTP connections to the process exit; closing them here
+        lets a runtime wait for their last answers to flush instead.
+        """
         for handler in list(self._connections):
             handler.close()
+        for conn in list(self._http_connections):
+            conn.close()

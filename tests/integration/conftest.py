@@ -8,6 +8,9 @@ fixture gives one started daemon; ``nsqd_factory`` starts as many as a test
 asks for.  Either way every process is stopped when the test ends, killed if
 it will not stop.  ``run_nsqd(*args)`` runs one that is expected to exit by
 itself (``--version``, a bad flag).
+
+``start_nsqlookupd(*flags)``, the ``nsqlookupd_factory`` fixture and
+``run_nsqlookupd(*args)`` do the same for nsqlookupd.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ EXIT_BOUND = 30.0  # seconds a daemon may take to exit after a signal before it 
 
 def nsqd_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "broker.apps.nsqd", *args]
+
+
+def nsqlookupd_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "broker.apps.nsqlookupd", *args]
 
 
 class Daemon:
@@ -94,6 +101,22 @@ class Daemon:
                     raise AssertionError(f"no {regex.pattern!r} within {bound}s:\n{self.stderr}")
                 self._changed.wait(left)
 
+    def wait_for_lines(self, pattern: str | re.Pattern[str], count: int, bound: float = START_BOUND) -> list[str]:
+        """The first ``count`` stderr lines matching ``pattern``, waiting until there are that many."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + bound
+        with self._changed:
+            while True:
+                found = [line for line in self.lines if regex.search(line)]
+                if len(found) >= count:
+                    return found[:count]
+                if self._eof:
+                    raise AssertionError(f"exited ({self.proc.wait()}) with {len(found)} of {count} {regex.pattern!r}:\n{self.stderr}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{len(found)} of {count} {regex.pattern!r} within {bound}s:\n{self.stderr}")
+                self._changed.wait(left)
+
     def wait_listening(self, protocols: tuple[str, ...] = ("TCP", "HTTP")) -> None:
         for proto in protocols:
             m = self.wait_for_line(rf" INFO: {proto}: listening on (\S+)$")
@@ -156,6 +179,45 @@ def run_nsqd(*args: str, bound: float = EXIT_BOUND) -> subprocess.CompletedProce
         timeout=bound,
         check=False,
     )
+
+
+def start_nsqlookupd(*args: str) -> Daemon:
+    """A started nsqlookupd on 127.0.0.1 (ports chosen by the OS unless ``args`` say otherwise)."""
+    daemon = Daemon(nsqlookupd_command("--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0", *args))
+    try:
+        daemon.wait_listening()
+    except BaseException:
+        daemon.close()
+        raise
+    return daemon
+
+
+def run_nsqlookupd(*args: str, bound: float = EXIT_BOUND) -> subprocess.CompletedProcess[str]:
+    """Run nsqlookupd to completion (for runs that exit by themselves)."""
+    return subprocess.run(
+        nsqlookupd_command(*args),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=bound,
+        check=False,
+    )
+
+
+@pytest.fixture
+def nsqlookupd_factory() -> Iterator[Callable[..., Daemon]]:
+    """``start(*flags)``; every nsqlookupd started is stopped after the test."""
+    started: list[Daemon] = []
+
+    def start(*args: str) -> Daemon:
+        daemon = start_nsqlookupd(*args)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.close()
 
 
 @pytest.fixture

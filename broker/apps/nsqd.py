@@ -35,10 +35,12 @@ from broker.apps.goflags import LOG_LEVEL, ConfigError, Custom, FlagSet, load_to
 from broker.apps.govalues import go_float_text
 from broker.nsqd.nsqd import NSQD
 from broker.nsqd.options import FLAGS, FlagSpec, Options
+from broker.nsqd.stats import python_memory_stats
 from broker.ports import Logger
 from broker.runtime import (
     AsyncioClock,
     AsyncioListener,
+    AsyncioNetwork,
     ConnectionRegistry,
     ListenError,
     RuntimeRandom,
@@ -48,6 +50,7 @@ from broker.runtime import (
     join_host_port,
     log_loop_errors,
 )
+from broker.runtime.files import OSFileSystem
 
 __all__ = ["SHUTDOWN_DRAIN_SECONDS", "check_options", "default_node_id", "flag_set", "main", "run", "serve"]
 
@@ -186,6 +189,17 @@ def run(argv: Sequence[str]) -> int:
         os.close(lock)
 
 
+def _memory_stats() -> dict[str, int]:
+    """Go's runtime memory figures, in this process's nearest equivalents: RSS for the heap in use."""
+    figures = python_memory_stats()
+    try:
+        with open("/proc/self/statm") as f:
+            figures["heap_in_use_bytes"] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    return figures
+
+
 async def serve(opts: Options, logger: Logger, hostname: str, fatal: Callable[[str], int]) -> int:
     """Run one node on the current loop until SIGINT or SIGTERM; the exit status."""
     loop = asyncio.get_running_loop()
@@ -194,7 +208,14 @@ async def serve(opts: Options, logger: Logger, hostname: str, fatal: Callable[[s
     signals.install()
     try:
         registry = ConnectionRegistry()
-        nsqd = NSQD(opts, clock=AsyncioClock(loop), rand=RuntimeRandom(), logger=logger, hostname=hostname)
+        nsqd = NSQD(
+            opts, clock=AsyncioClock(loop), rand=RuntimeRandom(), logger=logger, hostname=hostname, fs=OSFileSystem(),
+            network=AsyncioNetwork(loop, registry=registry, connect_timeout=1.0),
+        )
+        nsqd.memory_stats = _memory_stats
+        set_level = getattr(logger, "set_level", None)
+        if set_level is not None:
+            nsqd.log_level_changed = set_level
         listeners: dict[str, AsyncioListener] = {}
         try:
             listeners["TCP"] = await bind(opts.tcp_address, nsqd.tcp_handler, registry=registry, start_serving=False)

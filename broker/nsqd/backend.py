@@ -10,9 +10,12 @@ E_PUB_FAILED rather than acknowledged and silently lost.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["BackendQueue", "DroppingBackend", "NoBackend"]
+from broker.storage.diskqueue import DiskQueueError as BackendError
+
+__all__ = ["BackendError", "BackendQueue", "DroppingBackend", "NoBackend", "is_durable"]
 
 
 class BackendQueue(Protocol):
@@ -21,7 +24,7 @@ class BackendQueue(Protocol):
         ...
 
     def put(self, record: bytes) -> None:
-        """Append a record; raises if it cannot (callers ask ``can_accept`` first)."""
+        """Append a record; raises ``BackendError`` if it cannot (callers ask ``can_accept`` first)."""
         ...
 
     def read(self) -> bytes | None:
@@ -29,6 +32,14 @@ class BackendQueue(Protocol):
         ...
 
     def depth(self) -> int: ...
+
+    def sync(self) -> None:
+        """Make every record put, and the read position, durable now."""
+        ...
+
+    def on_synced(self, callback: Callable[[Exception | None], None]) -> None:
+        """Call ``callback(None)`` once every record put so far is durable, or ``callback(error)``."""
+        ...
 
     def empty(self) -> None:
         """Drop every record."""
@@ -50,13 +61,19 @@ class NoBackend:
         return False
 
     def put(self, record: bytes) -> None:
-        raise OverflowError("no backend queue: memory queue full")
+        raise BackendError("no backend queue: memory queue full")
 
     def read(self) -> bytes | None:
         return None
 
     def depth(self) -> int:
         return 0
+
+    def sync(self) -> None:
+        pass
+
+    def on_synced(self, callback: Callable[[Exception | None], None]) -> None:
+        callback(BackendError("no backend queue: nothing is durable"))
 
     def empty(self) -> None:
         pass
@@ -79,3 +96,8 @@ class DroppingBackend(NoBackend):
 
     def put(self, record: bytes) -> None:
         self.dropped += 1
+
+
+def is_durable(backend: BackendQueue) -> bool:
+    """Whether records put to ``backend`` survive a restart."""
+    return not isinstance(backend, NoBackend)

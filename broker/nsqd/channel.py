@@ -23,8 +23,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from broker.nsqd.backend import BackendQueue
-from broker.nsqd.message import Message, decode_message, encode_message_record
+from broker.nsqd.backend import BackendError, BackendQueue, is_durable
+from broker.nsqd.message import (
+    RECORD_OVERHEAD,
+    Message,
+    decode_message_record,
+    encode_message_record,
+)
 from broker.ports import Timer
 
 if TYPE_CHECKING:
@@ -83,7 +88,10 @@ class Channel:
         self._nsqd = nsqd
         self._clock = nsqd.clock
         self._rand = nsqd.rand
-        self._mem_queue_size = nsqd.opts.mem_queue_size
+        # With durable publishing every message of a durable channel goes through
+        # its disk queue, so that an acknowledgement can wait for its fsync.
+        durable_publish = nsqd.opts.durable_publish and is_durable(backend)
+        self._mem_queue_size = 0 if durable_publish else nsqd.opts.mem_queue_size
         self._on_empty = on_empty  # an ephemeral channel's last consumer left
         self._consumers: list[Consumer] = []  # round-robin order
         self._rr = 0
@@ -125,7 +133,7 @@ class Channel:
     # -- putting messages -----------------------------------------------------------
 
     def has_room(self, count: int, nbytes: int) -> bool:
-        return len(self.memory) + count <= self._mem_queue_size or self.backend.can_accept(count, nbytes)
+        return len(self.memory) + count <= self._mem_queue_size or self.backend.can_accept(count, nbytes + RECORD_OVERHEAD * count)
 
     def put(self, msg: Message) -> None:
         """A message from the topic (call ``dispatch()`` after a batch)."""
@@ -133,40 +141,63 @@ class Channel:
         self._put_back(msg)
 
     def put_many(self, msgs: list[Message]) -> None:
-        """Messages from the topic, in order (call ``dispatch()`` after)."""
+        """Messages from the topic, in order (call ``dispatch()`` after).
+
+        Raises ``BackendError`` if the disk queue fails part way.
+        """
         self.message_count += len(msgs)
         if len(self.memory) + len(msgs) <= self._mem_queue_size:
             self.memory.extend(msgs)
-        else:
-            for msg in msgs:
-                self._put_back(msg)
+            return
+        if self._mem_queue_size == 0 and self.ephemeral:
+            # nsqd's unbuffered channel: handed over if a consumer is ready now, else dropped.
+            self.memory.extend(msgs)
+            self.dispatch()
+            while self.memory:
+                self.backend.put(encode_message_record(self.memory.popleft()))
+            return
+        for msg in msgs:
+            if len(self.memory) < self._mem_queue_size:
+                self.memory.append(msg)
+            else:
+                self.backend.put(encode_message_record(msg))
 
     def put_deferred(self, msg: Message, delay: float) -> None:
         self.message_count += 1
         self._start_deferred(msg, delay)
 
     def _put_back(self, msg: Message) -> None:
+        """Requeue a message this channel already holds: never lose it."""
         if len(self.memory) < self._mem_queue_size:
             self.memory.append(msg)
-        elif self.backend.can_accept(1, len(msg.body)):
-            self.backend.put(encode_message_record(msg))
-        else:
-            # A durable channel with no room anywhere keeps the message in memory past
-            # the bound rather than lose one it already accepted (a requeue or a
-            # topic drain); new publishes were refused before reaching here.
-            self.memory.append(msg)
+            return
+        if self.backend.can_accept(1, len(msg.body) + RECORD_OVERHEAD):
+            try:
+                self.backend.put(encode_message_record(msg))
+                return
+            except BackendError as exc:
+                self._nsqd.backend_failed(self.backend, exc)
+        # No room anywhere: keep it in memory past the bound rather than lose a
+        # message already accepted; new publishes were refused before this.
+        self.memory.append(msg)
 
     def _next_message(self) -> Message | None:
-        if self.memory:
-            return self.memory.popleft()
+        """The next message from the disk queue; deferred records go back to waiting."""
         while self.backend.depth():
             record = self.backend.read()
             if record is None:
                 return None
             try:
-                return decode_message(record)
+                msg, due = decode_message_record(record)
             except ValueError as exc:
-                self._nsqd.log("ERROR", f"failed to decode message - {exc}")
+                self._nsqd.log("ERROR", f"CHANNEL({self.topic_name}:{self.name}): failed to decode message - {exc}")
+                continue
+            if due:
+                wait = (due - self._clock.wall_ns()) / 1e9
+                if wait > 0:
+                    self._start_deferred(msg, wait)
+                    continue
+            return msg
         return None
 
     # -- delivering -----------------------------------------------------------------
@@ -367,9 +398,11 @@ class Channel:
 
     def pause(self) -> None:
         self.paused = True
+        self._nsqd.persist_metadata()
 
     def unpause(self) -> None:
         self.paused = False
+        self._nsqd.persist_metadata()
         self.dispatch()
 
     def empty(self) -> None:
@@ -390,7 +423,12 @@ class Channel:
         self.dispatch()
 
     def close(self, deleted: bool) -> None:
-        """Stop: disconnect consumers; drop the backend if ``deleted``, else close it."""
+        """Stop: disconnect consumers; drop the backend if ``deleted``, else save everything to it.
+
+        On a clean exit every message the channel holds (queued, in flight,
+        deferred) is written to its disk queue, as nsqd does; deferred ones keep
+        their due time, which nsqd loses.
+        """
         if self.closed:
             return
         self.closed = True
@@ -401,5 +439,26 @@ class Channel:
             client.close()
         if deleted:
             self.backend.delete()
-        else:
+            return
+        if is_durable(self.backend):
+            self._flush_to_backend()
+        try:
             self.backend.close()
+        except BackendError as exc:
+            self._nsqd.backend_failed(self.backend, exc)
+
+    def _flush_to_backend(self) -> None:
+        now = self._clock.now()
+        wall = self._clock.wall_ns()
+        records = [encode_message_record(m) for m in self.memory]
+        records += [encode_message_record(m) for m in self.in_flight.values()]
+        records += [encode_message_record(m, wall + max(1, int((m.deadline - now) * 1e9))) for m in self.deferred.values()]
+        for record in records:
+            try:
+                self.backend.put(record)
+            except BackendError as exc:
+                self._nsqd.backend_failed(self.backend, exc)
+                return
+        self.memory.clear()
+        self.in_flight.clear()
+        self.deferred.clear()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["GUIDFactory", "Message", "decode_message", "encode_message_record"]
+__all__ = ["RECORD_OVERHEAD", "GUIDFactory", "Message", "decode_message_record", "encode_message_record"]
 
 _EPOCH = 1288834974288
 _NODE_BITS = 10
@@ -94,13 +94,38 @@ class Message:
         return f"Message({self.id.decode()}, attempts={self.attempts}, {len(self.body)} bytes)"
 
 
-def encode_message_record(msg: Message) -> bytes:
-    """The message as nsqd writes it to a disk queue: timestamp, attempts, id, body."""
-    return _RECORD_HEADER.pack(msg.timestamp, msg.attempts) + msg.id + msg.body
+# Disk records.  nsqd writes a message to its disk queue as timestamp, attempts,
+# id and body.  This broker prefixes a kind byte so a deferred message can keep
+# its due time (wall-clock ns) across a restart, which nsqd loses:
+#     0x00 [int64 timestamp][uint16 attempts][16 id][body]
+#     0x01 [int64 due wall ns][int64 timestamp][uint16 attempts][16 id][body]
+_PLAIN = b"\x00"
+_DEFERRED = b"\x01"
+_DUE = struct.Struct(">q")
+RECORD_OVERHEAD = 1 + 8 + 26  # the most a record adds to a body
 
 
-def decode_message(record: bytes) -> Message:
-    if len(record) < 26:
+def encode_message_record(msg: Message, due_wall_ns: int = 0) -> bytes:
+    """The message as a disk record; ``due_wall_ns`` > 0 keeps it deferred until then."""
+    header = _RECORD_HEADER.pack(msg.timestamp, msg.attempts)
+    if due_wall_ns > 0:
+        return _DEFERRED + _DUE.pack(due_wall_ns) + header + msg.id + msg.body
+    return _PLAIN + header + msg.id + msg.body
+
+
+def decode_message_record(record: bytes) -> tuple[Message, int]:
+    """(message, due wall ns or 0) from a disk record; ``ValueError`` if malformed."""
+    kind = record[:1]
+    at = 1
+    due = 0
+    if kind == _DEFERRED:
+        if len(record) < 9:
+            raise ValueError("deferred message record too short")
+        due = _DUE.unpack_from(record, 1)[0]
+        at = 9
+    elif kind != _PLAIN:
+        raise ValueError(f"unknown message record kind {kind!r}")
+    if len(record) - at < 27:
         raise ValueError(f"message record too short ({len(record)} bytes)")
-    timestamp, attempts = _RECORD_HEADER.unpack_from(record, 0)
-    return Message(bytes(record[10:26]), bytes(record[26:]), timestamp, attempts)
+    timestamp, attempts = _RECORD_HEADER.unpack_from(record, at)
+    return Message(record[at + 10 : at + 26], record[at + 26 :], timestamp, attempts), due

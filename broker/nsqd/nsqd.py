@@ -7,14 +7,17 @@ This is the object a runtime builds (``broker/apps/nsqd.py`` on asyncio,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from broker.nsqd.backend import BackendQueue, DroppingBackend, NoBackend
-from broker.nsqd.message import GUIDFactory
+from broker.nsqd import metadata
+from broker.nsqd.backend import BackendError, BackendQueue, DroppingBackend, NoBackend
+from broker.nsqd.lookup import LookupClient
+from broker.nsqd.message import RECORD_OVERHEAD, GUIDFactory
 from broker.nsqd.options import Options
 from broker.nsqd.protocol_v2 import ClientV2
 from broker.nsqd.topic import Topic
-from broker.ports import Clock, ConnectionHandler, Logger, Random
+from broker.ports import Clock, ConnectionHandler, FileSystem, Logger, Network, Random
+from broker.storage.diskqueue import DiskQueue
 
 __all__ = ["NSQD", "NSQD_VERSION"]
 
@@ -37,8 +40,15 @@ class NSQD:
         rand: Random,
         logger: Logger,
         hostname: str,
+        fs: FileSystem | None = None,
+        network: Network | None = None,
     ) -> None:
+        """``fs`` is where disk queues and ``nsqd.dat`` live; without one nothing is persisted.
+
+        ``network`` is how nsqd reaches nsqlookupd; without one it registers nowhere.
+        """
         self.opts = opts
+        self.fs = fs
         self.clock = clock
         self.rand = rand
         self.logger = logger
@@ -52,7 +62,14 @@ class NSQD:
         self.guid = GUIDFactory(opts.node_id if 0 <= opts.node_id < 1024 else 0)
         self.listeners: list[Listener] = []
         self.closed = False
+        self.health = "OK"
         self._client_seq = 0
+        self._loading = False
+        self.lookup = LookupClient(self, network) if network is not None else None
+        # Set by the runtime: this process's memory figures for /stats, and how
+        # a new --log-level (PUT /config/log_level) reaches the logger.
+        self.memory_stats: Callable[[], Mapping[str, int]] | None = None
+        self.log_level_changed: Callable[[str], None] | None = None
 
     # -- logging and events ---------------------------------------------------------
 
@@ -93,7 +110,43 @@ class NSQD:
         name = channel_name if channel_name is not None else topic_name
         if name.endswith("#ephemeral"):
             return DroppingBackend()
-        return NoBackend()
+        if self.fs is None:
+            return NoBackend()
+        opts = self.opts
+        # nsqd names a channel's queue "<topic>:<channel>".
+        queue_name = topic_name if channel_name is None else f"{topic_name}:{channel_name}"
+        return DiskQueue(
+            queue_name,
+            opts.data_path,
+            self.fs,
+            self.clock,
+            self.logger,
+            max_bytes_per_file=opts.max_bytes_per_file,
+            sync_every=opts.sync_every,
+            sync_timeout=opts.sync_timeout,
+            min_msg_size=RECORD_OVERHEAD - 8 + 1,
+            max_msg_size=opts.max_msg_size + RECORD_OVERHEAD,
+            max_disk_bytes=opts.max_disk_bytes_per_queue,
+        )
+
+    def backend_failed(self, backend: BackendQueue, exc: BackendError) -> None:
+        """A disk queue failed: nsqd reports it through /ping and /stats health."""
+        self.health = f"NOK - {exc}"
+        self.log("ERROR", f"backend queue failed - {exc}")
+
+    def persist_metadata(self) -> None:
+        """Rewrite nsqd.dat (when there is a file system and not while loading it)."""
+        if self.fs is None or self._loading:
+            return
+        topics = [
+            metadata.TopicMeta(t.name, t.paused, [(c.name, c.paused) for c in t.channels.values() if not c.ephemeral])
+            for t in self.topics.values()
+            if not t.ephemeral
+        ]
+        try:
+            metadata.save(self.fs, self.opts.data_path, topics, self.version)
+        except OSError as exc:
+            self.log("ERROR", f"failed to persist metadata - {exc}")
 
     def get_topic(self, name: str) -> Topic:
         """The topic called ``name``, created if it does not exist."""
@@ -104,6 +157,7 @@ class NSQD:
         self.topics[name] = topic
         self.log("INFO", f"TOPIC({name}): created")
         self.notify("topic_created", topic, topic)
+        self.persist_metadata()
         return topic
 
     def get_existing_topic(self, name: str) -> Topic | None:
@@ -116,6 +170,7 @@ class NSQD:
         topic.close(deleted=True)
         self.log("INFO", f"TOPIC({name}): deleted")
         self.notify("topic_deleted", topic, topic)
+        self.persist_metadata()
         return True
 
     def _topic_empty(self, topic: Topic) -> None:
@@ -125,14 +180,53 @@ class NSQD:
     # -- lifecycle ------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load persisted metadata and start background work (lookupd, sync timers)."""
+        """Restore what nsqd.dat lists, then start registering with nsqlookupd."""
+        self._load_metadata()
+        if self.lookup is not None:
+            self.lookup.start()
+
+    def on_lookupd_addresses_changed(self) -> None:
+        """``PUT /config/nsqlookupd_tcp_addresses`` changed the set."""
+        if self.lookup is not None:
+            self.lookup.set_addresses(self.opts.lookupd_tcp_addresses)
+
+    def on_log_level_changed(self) -> None:
+        """``PUT /config/log_level`` stored a new level."""
+        if self.log_level_changed is not None:
+            self.log_level_changed(self.opts.log_level)
+
+    def _load_metadata(self) -> None:
+        """Restore the topics and channels of nsqd.dat (their queues recover themselves)."""
+        if self.fs is None:
+            return
+        try:
+            saved = metadata.load(self.fs, self.opts.data_path)
+        except (OSError, metadata.MetadataError) as exc:
+            self.log("ERROR", f"failed to load metadata - {exc}")
+            return
+        self._loading = True
+        try:
+            for meta in saved:
+                topic = self.get_topic(meta.name)
+                for name, paused in meta.channels:
+                    channel = topic.get_channel(name)
+                    channel.paused = paused
+                topic.paused = meta.paused
+        finally:
+            self._loading = False
+        # Topics with channels hand on what their queues held before the restart.
+        for topic in self.topics.values():
+            topic.drain()
 
     def close(self) -> None:
-        """Graceful exit: close every client connection, then every topic."""
+        """Graceful exit: close every client connection, then save and close every topic."""
         if self.closed:
             return
         self.closed = True
+        if self.lookup is not None:
+            self.lookup.close()
         for client in list(self.clients.values()):
             client.close()
+        self.persist_metadata()
         for topic in list(self.topics.values()):
             topic.close(deleted=False)

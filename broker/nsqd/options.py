@@ -61,6 +61,9 @@ class Options:
     max_bytes_per_file: int = 104857600
     sync_every: int = 2500
     sync_timeout: float = 2.0
+    # beyond nsqd: acknowledge a publish only once it is fsynced; bound a queue's disk use
+    durable_publish: bool = False
+    max_disk_bytes_per_queue: int = 0
 
     queue_scan_interval: float = 0.1
     queue_scan_refresh_interval: float = 5.0
@@ -137,15 +140,17 @@ FLAGS: tuple[FlagSpec, ...] = (
     _f("broadcast-address", "broadcast_address", "str", "address announced to nsqlookupd (default: the hostname)"),
     _f("broadcast-tcp-port", "broadcast_tcp_port", "int", "TCP port announced to nsqlookupd (0: the listening port)"),
     _f("broadcast-http-port", "broadcast_http_port", "int", "HTTP port announced to nsqlookupd (0: the listening port)"),
-    _f("lookupd-tcp-address", "lookupd_tcp_addresses", "str_list", "nsqlookupd TCP address (repeatable)", cfg="nsqlookupd_tcp_addresses", implemented=False),
+    _f("lookupd-tcp-address", "lookupd_tcp_addresses", "str_list", "nsqlookupd TCP address (repeatable)", cfg="nsqlookupd_tcp_addresses"),
     _f("auth-http-address", "auth_http_addresses", "str_list", "<addr>:<port> of an auth server (repeatable)", cfg="auth_http_addresses", implemented=False),
     _f("http-client-connect-timeout", "http_client_connect_timeout", "duration", "timeout for HTTP connect", implemented=False),
     _f("http-client-request-timeout", "http_client_request_timeout", "duration", "timeout for HTTP request", implemented=False),
     _f("data-path", "data_path", "str", "directory of disk-backed messages (default: the current directory)"),
     _f("mem-queue-size", "mem_queue_size", "int", "messages kept in memory per topic and per channel"),
-    _f("max-bytes-per-file", "max_bytes_per_file", "int", "bytes per disk queue file before rolling", implemented=False),
-    _f("sync-every", "sync_every", "int", "messages per disk queue fsync", implemented=False),
-    _f("sync-timeout", "sync_timeout", "duration", "longest time between disk queue fsyncs", implemented=False),
+    _f("max-bytes-per-file", "max_bytes_per_file", "int", "bytes per disk queue file before rolling"),
+    _f("sync-every", "sync_every", "int", "messages per disk queue fsync"),
+    _f("sync-timeout", "sync_timeout", "duration", "longest time between disk queue fsyncs"),
+    _f("durable-publish", "durable_publish", "bool", "(beyond nsqd) answer PUB/MPUB/DPUB only after the fsync that covers the message; durable topics and channels then keep every message on disk"),
+    _f("max-disk-bytes-per-queue", "max_disk_bytes_per_queue", "int", "(beyond nsqd) most bytes one topic's or channel's disk queue may hold; past it publishes are refused (0: unlimited)"),
     _f("queue-scan-interval", "queue_scan_interval", "duration", "accepted for compatibility: timers replace the queue scan loop"),
     _f("queue-scan-refresh-interval", "queue_scan_refresh_interval", "duration", "accepted for compatibility: timers replace the queue scan loop"),
     _f("queue-scan-selection-count", "queue_scan_selection_count", "int", "accepted for compatibility: timers replace the queue scan loop"),

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import struct
+from collections import deque
+from functools import partial
 from typing import TYPE_CHECKING
 
 from broker.nsqd.identify import IdentifyDecodeError, decode_identify
@@ -31,6 +33,7 @@ from broker.wire import v2
 from broker.wire.v2 import ClientError
 
 if TYPE_CHECKING:
+    from broker.nsqd.backend import BackendQueue
     from broker.nsqd.channel import Channel
     from broker.nsqd.nsqd import NSQD
 
@@ -50,6 +53,17 @@ _BAD_PROTOCOL_FRAME = v2.encode_frame(v2.FRAME_ERROR, b"E_BAD_PROTOCOL")
 _DEFAULT_OUTPUT_BUFFER_SIZE = 16 * 1024
 # Time checks allow for a timer that fires a hair early.
 _SLACK = 1e-3
+
+
+class _Ack:
+    """A response held back behind a durable publish whose fsync has not happened yet."""
+
+    __slots__ = ("cmd", "frame", "waiting")
+
+    def __init__(self, frame: bytes, waiting: int = 0, cmd: str = "") -> None:
+        self.frame = frame
+        self.waiting = waiting
+        self.cmd = cmd
 
 
 class ClientV2:
@@ -94,7 +108,11 @@ class ClientV2:
         self._out = bytearray()
         self._respond = False  # a response is buffered: flush at the end of this batch
         self._closing = False
+        self._close_requested = False
         self._lost = False
+        # With --durable-publish a publish is answered after its fsync; every
+        # response after it waits in line so the client sees them in order.
+        self._acks: deque[_Ack] = deque()
         self._writing_paused = False
         self._writing_paused_at = 0.0
         self._reading_paused = False
@@ -230,10 +248,15 @@ class ClientV2:
         self.in_flight_count = 0
 
     def close(self) -> None:
-        """Flush what is buffered and close the connection."""
-        if self._closing:
+        """Flush what is buffered and close the connection (after held-back answers)."""
+        if self._close_requested:
             return
+        self._close_requested = True
         self._closing = True
+        if not self._acks:
+            self._close_now()
+
+    def _close_now(self) -> None:
         self._flush()
         if self._conn is not None:
             self._conn.close()
@@ -241,8 +264,36 @@ class ClientV2:
     # -- output ---------------------------------------------------------------------
 
     def _write(self, frame: bytes) -> None:
+        if self._acks:
+            self._acks.append(_Ack(frame))
+            return
         self._out += frame
         self._respond = True
+
+    def _await_sync(self, cmd: str, backends: list[BackendQueue]) -> None:
+        ack = _Ack(_OK_FRAME, len(backends), cmd)
+        self._acks.append(ack)
+        for backend in backends:
+            backend.on_synced(partial(self._synced, ack))
+
+    def _synced(self, ack: _Ack, err: Exception | None) -> None:
+        if err is not None and ack.frame is _OK_FRAME:
+            failure = ClientError(f"E_{ack.cmd}_FAILED", f"{ack.cmd} failed {err}")
+            self._nsqd.log("ERROR", f"[{self.remote_address}] - {failure}")
+            ack.frame = failure.frame()
+            self.close()  # a failed publish is fatal, as in nsqd
+        ack.waiting -= 1
+        released = False
+        acks = self._acks
+        while acks and acks[0].waiting == 0:
+            self._out += acks.popleft().frame
+            released = True
+        if self._lost:
+            return
+        if released:
+            self._flush()
+        if not acks and self._close_requested:
+            self._close_now()
 
     def _flush(self) -> None:
         self._respond = False
@@ -397,11 +448,14 @@ class ClientV2:
         topic = self._nsqd.get_topic(topic_name)
         msgs = topic.new_messages(bodies, deferred)
         try:
-            topic.put_messages(msgs)
+            synced = topic.put_messages(msgs)
         except PublishRefused as exc:
             raise ClientError(f"E_{cmd}_FAILED", f"{cmd} failed {exc}") from None
         self.pub_counts[topic_name] = self.pub_counts.get(topic_name, 0) + len(msgs)
-        self._write(_OK_FRAME)
+        if synced:
+            self._await_sync(cmd, synced)
+        else:
+            self._write(_OK_FRAME)
 
     def _sub(self, cmd: v2.Sub) -> None:
         topic = self._nsqd.get_topic(cmd.topic)

@@ -18,9 +18,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from broker.nsqd.backend import BackendQueue
+from broker.nsqd.backend import BackendError, BackendQueue, is_durable
 from broker.nsqd.channel import Channel
-from broker.nsqd.message import Message, decode_message, encode_message_record
+from broker.nsqd.message import (
+    RECORD_OVERHEAD,
+    Message,
+    decode_message_record,
+    encode_message_record,
+)
 
 if TYPE_CHECKING:
     from broker.nsqd.nsqd import NSQD
@@ -44,7 +49,8 @@ class Topic:
         self.message_bytes = 0
         self.closed = False
         self._nsqd = nsqd
-        self._mem_queue_size = nsqd.opts.mem_queue_size
+        self._durable_publish = nsqd.opts.durable_publish and is_durable(backend)
+        self._mem_queue_size = 0 if self._durable_publish else nsqd.opts.mem_queue_size
         self._on_empty = on_empty  # an ephemeral topic's last channel went away
 
     def depth(self) -> int:
@@ -70,8 +76,9 @@ class Topic:
         channel = Channel(self.name, name, self._nsqd, self._nsqd.new_backend(self.name, name), self._channel_empty)
         self.channels[name] = channel
         self._nsqd.notify("channel_created", self, channel)
+        self._nsqd.persist_metadata()
         if len(self.channels) == 1:
-            self._drain()
+            self.drain()
         return channel
 
     def get_existing_channel(self, name: str) -> Channel | None:
@@ -83,6 +90,7 @@ class Topic:
             return False
         channel.close(deleted=True)
         self._nsqd.notify("channel_deleted", self, channel)
+        self._nsqd.persist_metadata()
         if not self.channels and self.ephemeral:
             self._on_empty(self)
         return True
@@ -93,8 +101,12 @@ class Topic:
 
     # -- publishing -----------------------------------------------------------------
 
-    def put_messages(self, msgs: list[Message]) -> None:
-        """Accept every message or none (raises ``PublishRefused``)."""
+    def put_messages(self, msgs: list[Message]) -> list[BackendQueue]:
+        """Accept every message or none (raises ``PublishRefused``).
+
+        Returns the durable queues the messages were written to, which a
+        durable publish waits to see fsynced before it answers.
+        """
         if self.closed:
             raise PublishRefused("exiting")
         count = len(msgs)
@@ -106,21 +118,31 @@ class Topic:
             for channel in self.channels.values():
                 if not channel.has_room(count, nbytes):
                     raise PublishRefused(f"channel {channel.name} queue full (mem-queue-size {self._mem_queue_size})")
-        elif len(self.memory) + count > self._mem_queue_size and not self.backend.can_accept(count, nbytes):
+        elif len(self.memory) + count > self._mem_queue_size and not self.backend.can_accept(count, nbytes + RECORD_OVERHEAD * count):
             raise PublishRefused(f"topic queue full (mem-queue-size {self._mem_queue_size})")
         self.message_count += count
         self.message_bytes += nbytes
+        try:
+            if fan_out:
+                self._fan_out(msgs)
+            else:
+                for m in msgs:
+                    self._hold(m)
+        except BackendError as exc:
+            self._nsqd.backend_failed(self.backend, exc)
+            raise PublishRefused(str(exc)) from None
+        if not self._durable_publish:
+            return []
         if fan_out:
-            self._fan_out(msgs)
-        else:
-            for m in msgs:
-                self._hold(m)
+            return [c.backend for c in self.channels.values() if is_durable(c.backend)]
+        return [self.backend]
 
     def _hold(self, msg: Message) -> None:
         if len(self.memory) < self._mem_queue_size:
             self.memory.append(msg)
-        elif self.backend.can_accept(1, len(msg.body)):
-            self.backend.put(encode_message_record(msg))
+        elif self.backend.can_accept(1, len(msg.body) + RECORD_OVERHEAD):
+            due = self._nsqd.clock.wall_ns() + int(msg.deferred * 1e9) if msg.deferred > 0 else 0
+            self.backend.put(encode_message_record(msg, due))
         else:
             self.memory.append(msg)  # already accepted: never drop (see Channel._put_back)
 
@@ -138,31 +160,55 @@ class Topic:
         for channel in channels:
             channel.dispatch()
 
-    def _drain(self) -> None:
-        """Hand what the topic holds to its channels (first channel, or unpause)."""
+    def drain(self) -> None:
+        """Hand what the topic holds to its channels (first channel, or unpause).
+
+        From the topic's disk queue to the channels' the hand-off is made
+        durable in order: the channels' queues are synced before the topic's
+        read position moves on disk, so a crash between the two repeats
+        messages rather than losing them.
+        """
         if not self.channels or self.paused or self.closed:
             return
         held: list[Message] = list(self.memory)
         self.memory.clear()
+        from_disk = False
+        wall = self._nsqd.clock.wall_ns()
         while self.backend.depth():
             record = self.backend.read()
             if record is None:
                 break
+            from_disk = True
             try:
-                held.append(decode_message(record))
+                msg, due = decode_message_record(record)
             except ValueError as exc:
                 self._nsqd.log("ERROR", f"TOPIC({self.name}): failed to decode message - {exc}")
-        if held:
-            self._fan_out(held)
+                continue
+            if due:
+                msg.deferred = max(0.0, (due - wall) / 1e9)
+            held.append(msg)
+        if not held:
+            return
+        self._fan_out(held)
+        if from_disk:
+            try:
+                for channel in self.channels.values():
+                    if is_durable(channel.backend):
+                        channel.backend.sync()
+                self.backend.sync()
+            except BackendError as exc:
+                self._nsqd.backend_failed(self.backend, exc)
 
     # -- administration -------------------------------------------------------------
 
     def pause(self) -> None:
         self.paused = True
+        self._nsqd.persist_metadata()
 
     def unpause(self) -> None:
         self.paused = False
-        self._drain()
+        self._nsqd.persist_metadata()
+        self.drain()
 
     def empty(self) -> None:
         self.memory.clear()
@@ -179,5 +225,18 @@ class Topic:
         if deleted:
             self.channels.clear()
             self.backend.delete()
-        else:
+            return
+        if is_durable(self.backend):
+            # A clean exit keeps what the topic holds in memory, as nsqd does.
+            wall = self._nsqd.clock.wall_ns()
+            try:
+                while self.memory:
+                    msg = self.memory.popleft()
+                    due = wall + int(msg.deferred * 1e9) if msg.deferred > 0 else 0
+                    self.backend.put(encode_message_record(msg, due))
+            except BackendError as exc:
+                self._nsqd.backend_failed(self.backend, exc)
+        try:
             self.backend.close()
+        except BackendError as exc:
+            self._nsqd.backend_failed(self.backend, exc)

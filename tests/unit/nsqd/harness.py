@@ -7,6 +7,7 @@ from typing import Any
 
 from broker.nsqd.nsqd import NSQD
 from broker.nsqd.options import Options
+from broker.ports import FileSystem
 from broker.wire import v2
 from tests.fakes import FakeClock, FakeConnection, FakeRandom, RecordingLogger
 
@@ -63,12 +64,25 @@ class Client:
 
 
 class Node:
-    def __init__(self, **opts: Any) -> None:
-        self.clock = FakeClock()
+    """One nsqd on fake ports; with ``fs`` it persists to that file system."""
+
+    def __init__(self, fs: FileSystem | None = None, clock: FakeClock | None = None, **opts: Any) -> None:
+        self.clock = clock or FakeClock()
         self.logger = RecordingLogger()
         self.rand = FakeRandom()
-        self.nsqd = NSQD(Options(node_id=7, **opts), clock=self.clock, rand=self.rand, logger=self.logger, hostname="testhost")
+        self.fs = fs
+        if fs is not None:
+            opts.setdefault("data_path", "/data")
+            fs.mkdir(opts["data_path"])
+        self.opts = Options(node_id=7, **opts)
+        self.nsqd = NSQD(self.opts, clock=self.clock, rand=self.rand, logger=self.logger, hostname="testhost", fs=fs)
+        self.nsqd.start()
         self._port = 40000
+
+    def restart(self) -> Node:
+        """A clean exit, then a new node on the same disk and clock."""
+        self.nsqd.close()
+        return Node(self.fs, self.clock, **_opts_of(self.opts))
 
     def client(self) -> Client:
         self._port += 1
@@ -94,3 +108,8 @@ def negotiated(frames: list[tuple[int, bytes]]) -> dict[str, Any]:
     assert kind == v2.FRAME_RESPONSE
     result: dict[str, Any] = json.loads(data)
     return result
+
+
+def _opts_of(opts: Options) -> dict[str, Any]:
+    defaults = Options()
+    return {f: getattr(opts, f) for f in Options.__slots__ if getattr(opts, f) != getattr(defaults, f) and f != "node_id"}

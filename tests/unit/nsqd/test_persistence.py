@@ -1,0 +1,152 @@
+"""nsqd on a disk: spilling, nsqd.dat, clean restarts, durable publishing, disk budgets.
+
+The disk is the in-memory file system, whose ``crash`` keeps only what was
+fsynced; time is the fake clock.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+from broker.storage.memfs import MemoryFileSystem
+from broker.wire import v2
+from tests.unit.nsqd.harness import Node
+
+E = v2.FRAME_ERROR
+OK = (v2.FRAME_RESPONSE, b"OK")
+
+
+def bodies(client_frames: list[tuple[int, int, bytes, bytes]]) -> list[bytes]:
+    return [m[3] for m in client_frames]
+
+
+def test_messages_past_the_memory_queue_spill_to_disk_and_are_delivered() -> None:
+    node = Node(MemoryFileSystem(), mem_queue_size=2)
+    c = node.consumer("t", "c", rdy=0)
+    node.publish("t", *[b"%d" % i for i in range(6)])
+    channel = node.nsqd.topics["t"].channels["c"]
+    assert (len(channel.memory), channel.backend.depth()) == (2, 4)
+    got = c.messages(c.send(b"RDY 10\n"))
+    node.clock.advance(1)
+    got += c.messages()
+    assert sorted(bodies(got)) == [b"%d" % i for i in range(6)]
+
+
+def test_mem_queue_size_zero_keeps_everything_on_disk() -> None:
+    node = Node(MemoryFileSystem(), mem_queue_size=0)
+    c = node.consumer("t", "c", rdy=0)
+    node.publish("t", b"a", b"b")
+    channel = node.nsqd.topics["t"].channels["c"]
+    assert (len(channel.memory), channel.backend.depth()) == (0, 2)
+    assert bodies(c.messages(c.send(b"RDY 2\n"))) == [b"a", b"b"]
+
+
+def test_nsqd_dat_lists_durable_topics_and_channels_with_their_pause_state() -> None:
+    fs = MemoryFileSystem()
+    node = Node(fs)
+    node.consumer("t", "c")
+    node.consumer("t", "e#ephemeral")
+    node.consumer("u#ephemeral", "c")
+    node.nsqd.topics["t"].channels["c"].pause()
+    doc = json.loads(fs.contents("/data/nsqd.dat"))
+    assert doc == {"topics": [{"channels": [{"name": "c", "paused": True}], "name": "t", "paused": False}], "version": "1.3.0"}
+
+
+def test_a_clean_restart_keeps_queued_in_flight_and_deferred_messages() -> None:
+    node = Node(MemoryFileSystem())
+    c = node.consumer("t", "c", rdy=1)
+    p = node.client()
+    p.send(v2.encode_mpub("t", [b"in-flight", b"queued"]) + v2.encode_dpub("t", 60_000, b"deferred"))
+    assert bodies(c.messages()) == [b"in-flight"]
+    node.nsqd.topics["t"].channels["c"].pause()
+    node.clock.advance(10)
+
+    node = node.restart()
+    channel = node.nsqd.topics["t"].channels["c"]
+    assert channel.paused
+    channel.unpause()
+    c = node.consumer("t", "c", rdy=10)
+    node.clock.advance(1)
+    got = c.messages(c.log) + c.messages()
+    # the in-flight message comes back for its next attempt; the queued one as it was
+    assert sorted((m[3], m[1]) for m in got) == [(b"in-flight", 2), (b"queued", 1)]
+    # the deferred one keeps its due time: 60 s after it was published, not after the restart
+    node.clock.advance(48.9)
+    assert c.messages() == []
+    node.clock.advance(0.4)  # due at 60 s, flushed by the 250 ms output buffer timeout
+    assert bodies(c.messages()) == [b"deferred"]
+
+
+def test_a_topic_without_channels_keeps_its_messages_across_a_restart() -> None:
+    node = Node(MemoryFileSystem(), mem_queue_size=1)
+    node.publish("t", b"1", b"2", b"3")
+    topic = node.nsqd.topics["t"]
+    assert (len(topic.memory), topic.backend.depth()) == (1, 2)
+    node = node.restart()
+    assert node.nsqd.topics["t"].depth() == 3
+    c = node.consumer("t", "c", rdy=10)
+    node.clock.advance(1)
+    assert sorted(bodies(c.messages(c.log) + c.messages())) == [b"1", b"2", b"3"]
+
+
+def test_durable_publish_answers_after_the_fsync_and_survives_a_crash() -> None:
+    fs = MemoryFileSystem()
+    node = Node(fs, durable_publish=True)
+    node.consumer("t", "c", rdy=0)
+    p = node.client()
+    assert p.send(v2.encode_pub("t", b"safe")) == []  # not yet: no fsync has covered it
+    assert p.send(b"NOP\n" + v2.encode_pub("t", b"also")) == []
+    node.clock.advance(0)  # the group commit runs on the next turn of the loop
+    assert p.frames() == [OK, OK]
+    fs.crash(random.Random(1))
+    node = Node(fs, node.clock, durable_publish=True)
+    c = node.consumer("t", "c", rdy=10)
+    node.clock.advance(1)
+    assert sorted(bodies(c.messages(c.log) + c.messages())) == [b"also", b"safe"]
+
+
+def test_durable_publish_waits_for_every_channel() -> None:
+    fs = MemoryFileSystem()
+    node = Node(fs, durable_publish=True)
+    node.consumer("t", "a", rdy=0)
+    node.consumer("t", "b", rdy=0)
+    p = node.client()
+    p.send(v2.encode_mpub("t", [b"x", b"y"]))
+    node.clock.advance(0)
+    assert p.frames() == [OK]
+    topic = node.nsqd.topics["t"]
+    assert [c.backend.pending_sync_count() for c in topic.channels.values()] == [0, 0]  # type: ignore[attr-defined]
+
+
+def test_a_failed_fsync_fails_a_durable_publish() -> None:
+    fs = MemoryFileSystem()
+    node = Node(fs, durable_publish=True)
+    node.consumer("t", "c", rdy=0)
+    p = node.client()
+    fs.fail_fsync(1)
+    p.send(v2.encode_pub("t", b"x"))
+    node.clock.advance(0)
+    [(kind, data)] = p.frames()
+    assert kind == E and data.startswith(b"E_PUB_FAILED PUB failed")
+    assert p.closed
+
+
+def test_a_full_disk_budget_refuses_publishes() -> None:
+    node = Node(MemoryFileSystem(), mem_queue_size=0, max_disk_bytes_per_queue=200)
+    node.consumer("t", "c", rdy=0)
+    p = node.client()
+    assert p.send(v2.encode_pub("t", b"x" * 100)) == [OK]
+    frames = p.send(v2.encode_pub("t", b"x" * 100))
+    assert frames[0][0] == E and frames[0][1].startswith(b"E_PUB_FAILED PUB failed channel c queue full")
+    assert node.nsqd.topics["t"].channels["c"].backend.depth() == 1
+
+
+def test_deleting_a_channel_removes_its_files() -> None:
+    fs = MemoryFileSystem()
+    node = Node(fs, mem_queue_size=0)
+    node.consumer("t", "c", rdy=0)
+    node.publish("t", b"x")
+    assert any(n.startswith("t:c.diskqueue") for n in fs.listdir("/data"))
+    assert node.nsqd.topics["t"].delete_existing_channel("c")
+    assert not any(n.startswith("t:c.diskqueue.0") for n in fs.listdir("/data"))

@@ -37,6 +37,14 @@ class BackendQueue(Protocol):
         """Make every record put, and the read position, durable now."""
         ...
 
+    def read_position(self) -> tuple[int, int]:
+        """Where the record last returned by ``read`` starts."""
+        ...
+
+    def commit(self, oldest_needed: tuple[int, int] | None) -> None:
+        """Hold the durable read position at the oldest record still needed (None: none is)."""
+        ...
+
     def on_synced(self, callback: Callable[[Exception | None], None]) -> None:
         """Call ``callback(None)`` once every record put so far is durable, or ``callback(error)``."""
         ...
@@ -70,6 +78,12 @@ class NoBackend:
         return 0
 
     def sync(self) -> None:
+        pass
+
+    def read_position(self) -> tuple[int, int]:
+        return (0, 0)
+
+    def commit(self, oldest_needed: tuple[int, int] | None) -> None:
         pass
 
     def on_synced(self, callback: Callable[[Exception | None], None]) -> None:

@@ -13,6 +13,15 @@ the message a new token, because removing from the middle of a heap costs a
 Python-level sift per message while a stale entry costs one C-level pop later.
 When stale entries outnumber live ones the heap is rebuilt, which keeps its
 size bounded by twice the messages in flight.
+
+Disk-only channels (``--mem-queue-size=0``, or ``--durable-publish``) keep every
+message on disk until it is finished, which nsqd does not (nsqio/nsq#1142):
+their disk queue holds its durable read position at the oldest record still
+needed (in flight, deferred, or read and waiting), so a kill -9 delivers those
+again rather than losing them.  A message that is requeued, times out or is
+deferred again is appended anew (a deferred one with its due time) before its
+old record is let go, so it is on disk in one place or the other at every
+moment.  Duplicates after a crash are allowed; a loss is not.
 """
 
 from __future__ import annotations
@@ -92,6 +101,9 @@ class Channel:
         # its disk queue, so that an acknowledgement can wait for its fsync.
         durable_publish = nsqd.opts.durable_publish and is_durable(backend)
         self._mem_queue_size = 0 if durable_publish else nsqd.opts.mem_queue_size
+        self._tracked = is_durable(backend) and self._mem_queue_size == 0
+        # records read from disk and not yet let go, in reading order (see the module doc)
+        self._outstanding: dict[tuple[int, int], None] = {}
         self._on_empty = on_empty  # an ephemeral channel's last consumer left
         self._consumers: list[Consumer] = []  # round-robin order
         self._rr = 0
@@ -164,10 +176,20 @@ class Channel:
 
     def put_deferred(self, msg: Message, delay: float) -> None:
         self.message_count += 1
-        self._start_deferred(msg, delay)
+        if self._tracked:
+            # On disk with its due time; it waits in memory once the reader reaches it.
+            self.backend.put(encode_message_record(msg, self._clock.wall_ns() + max(1, int(delay * 1e9))))
+        else:
+            self._start_deferred(msg, delay)
 
-    def _put_back(self, msg: Message) -> None:
+    def _put_back(self, msg: Message, due_wall_ns: int = 0) -> None:
         """Requeue a message this channel already holds: never lose it."""
+        if self._tracked:
+            if msg.disk_pos is not None and not due_wall_ns:
+                self.memory.append(msg)  # its record is still held: nothing to write
+            else:
+                self._rewrite(msg, due_wall_ns)
+            return
         if len(self.memory) < self._mem_queue_size:
             self.memory.append(msg)
             return
@@ -181,6 +203,30 @@ class Channel:
         # message already accepted; new publishes were refused before this.
         self.memory.append(msg)
 
+    def _rewrite(self, msg: Message, due_wall_ns: int) -> None:
+        """Disk-only: append the message again, then let its old record go."""
+        try:
+            self.backend.put(encode_message_record(msg, due_wall_ns))
+        except BackendError as exc:
+            # Keep holding the old record: it is still the message's durable copy.
+            self._nsqd.backend_failed(self.backend, exc)
+            if due_wall_ns:
+                self._start_deferred(msg, max(0.0, (due_wall_ns - self._clock.wall_ns()) / 1e9))
+            else:
+                self.memory.append(msg)
+            return
+        self._release(msg)
+
+    def _release(self, msg: Message) -> None:
+        """The message's disk record is no longer needed (finished, or written again)."""
+        pos = msg.disk_pos
+        if pos is None:
+            return
+        msg.disk_pos = None
+        outstanding = self._outstanding
+        del outstanding[pos]
+        self.backend.commit(next(iter(outstanding)) if outstanding else None)
+
     def _next_message(self) -> Message | None:
         """The next message from the disk queue; deferred records go back to waiting."""
         while self.backend.depth():
@@ -192,6 +238,10 @@ class Channel:
             except ValueError as exc:
                 self._nsqd.log("ERROR", f"CHANNEL({self.topic_name}:{self.name}): failed to decode message - {exc}")
                 continue
+            if self._tracked:
+                pos = self.backend.read_position()
+                msg.disk_pos = pos
+                self._outstanding[pos] = None
             if due:
                 wait = (due - self._clock.wall_ns()) / 1e9
                 if wait > 0:
@@ -294,6 +344,8 @@ class Channel:
         self._stale += 1
         if self._stale > _COMPACT_MIN and self._stale > len(self.in_flight):
             self._compact()
+        if msg.disk_pos is not None:
+            self._release(msg)
         return None
 
     def requeue(self, client_id: int, msg_id: bytes, delay: float) -> str | None:
@@ -304,6 +356,8 @@ class Channel:
         self.requeue_count += 1
         if delay <= 0:
             self._put_back(got)
+        elif self._tracked:
+            self._rewrite(got, self._clock.wall_ns() + max(1, int(delay * 1e9)))
         else:
             self._start_deferred(got, delay)
         return None
@@ -417,6 +471,7 @@ class Channel:
         self._in_flight_pq.clear()
         self._deferred_pq.clear()
         self._stale = 0
+        self._outstanding.clear()
         self.backend.empty()
         for client in self._consumers:
             client.empty()
@@ -440,7 +495,7 @@ class Channel:
         if deleted:
             self.backend.delete()
             return
-        if is_durable(self.backend):
+        if is_durable(self.backend) and not self._tracked:
             self._flush_to_backend()
         try:
             self.backend.close()

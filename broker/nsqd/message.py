@@ -73,7 +73,7 @@ class GUIDFactory:
 class Message:
     """One message in one channel (or in a topic before it reaches channels)."""
 
-    __slots__ = ("attempts", "body", "client_id", "deadline", "deferred", "delivered_at", "flight", "id", "timestamp")
+    __slots__ = ("attempts", "body", "client_id", "deadline", "deferred", "delivered_at", "disk_pos", "flight", "id", "timestamp")
 
     def __init__(self, msg_id: bytes, body: bytes, timestamp: int, attempts: int = 0, deferred: float = 0.0) -> None:
         self.id = msg_id
@@ -85,6 +85,7 @@ class Message:
         self.deadline = 0.0  # monotonic time it times out (in flight) or is due (deferred)
         self.delivered_at = 0.0  # monotonic time of the current delivery, for TOUCH's cap
         self.flight = 0  # token of the current in-flight or deferred entry; 0 when neither
+        self.disk_pos: tuple[int, int] | None = None  # its record in a disk-only channel's queue
 
     def copy(self) -> Message:
         """The same message for another channel: shared body, fresh delivery state."""

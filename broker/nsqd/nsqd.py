@@ -127,6 +127,8 @@ class NSQD:
             min_msg_size=RECORD_OVERHEAD - 8 + 1,
             max_msg_size=opts.max_msg_size + RECORD_OVERHEAD,
             max_disk_bytes=opts.max_disk_bytes_per_queue,
+            # a disk-only channel holds its read position at the oldest record it still needs
+            hold_reads=channel_name is not None and (opts.mem_queue_size == 0 or opts.durable_publish),
         )
 
     def backend_failed(self, backend: BackendQueue, exc: BackendError) -> None:

@@ -192,6 +192,7 @@ class DiskQueue:
         min_msg_size: int,
         max_msg_size: int,
         max_disk_bytes: int = 0,
+        hold_reads: bool = False,
     ) -> None:
         if not 1 <= min_msg_size <= max_msg_size <= _MAX_LENGTH:
             # A zero minimum would let a run of zero bytes parse as empty records.
@@ -228,6 +229,11 @@ class DiskQueue:
         self._closed = False
         self.corrupt_skipped = 0
         self.fsync_errors = 0
+        # Held reads (see ``commit``): the start of every record read since the
+        # committed position, in reading order.
+        self._hold_reads = hold_reads
+        self._held: deque[tuple[int, int]] = deque()
+        self._last_read: tuple[int, int] = (0, 0)
 
         try:
             state = recover(self._files, fs, logger, min_msg_size, max_msg_size)
@@ -240,6 +246,7 @@ class DiskQueue:
         self._depth = state.depth
         self._doubtful_before = state.doubtful_before
         self._disk_bytes = state.disk_bytes
+        self._commit = (self._read_file, self._read_pos)
         self.bad_files = state.bad_files
         if state.changed:
             self._meta_dirty = True
@@ -318,6 +325,31 @@ class DiskQueue:
         """Records queued and not yet read."""
         return self._depth
 
+    def read_position(self) -> tuple[int, int]:
+        """Where the record last returned by ``read`` starts (a token for ``commit``)."""
+        return self._last_read
+
+    def commit(self, oldest_needed: tuple[int, int] | None) -> None:
+        """With ``hold_reads``: the records the owner still needs start at ``oldest_needed``.
+
+        The durable read position then stays there, however far ``read`` has
+        gone, so a crash delivers again every record from it on (the owner's
+        unfinished ones among them) instead of losing the ones it was still
+        working on.  None means it needs none of the records read so far.
+        """
+        held = self._held
+        if oldest_needed is None:
+            held.clear()
+            commit = (self._read_file, self._read_pos)
+        else:
+            while held and held[0] < oldest_needed:
+                held.popleft()
+            commit = held[0] if held else (self._read_file, self._read_pos)
+        if commit != self._commit:
+            self._commit = commit
+            self._meta_dirty = True
+            self._count_op()  # a moved read position is synced like a read
+
     def pending_sync_count(self) -> int:
         """Records put (and acknowledged) that no fsync has covered yet."""
         return self._pending_sync
@@ -355,6 +387,8 @@ class DiskQueue:
         self._write_file += 1
         self._write_pos = 0
         self._read_file, self._read_pos = self._write_file, 0
+        self._held.clear()
+        self._commit = (self._read_file, self._read_pos)
         self._depth = 0
         self._disk_bytes = 0
         self._pending_sync = 0
@@ -459,6 +493,9 @@ class DiskQueue:
     # ---- reading ---------------------------------------------------------
 
     def _consumed(self, pos: int, data: bytes) -> bytes:
+        self._last_read = start = (self._read_file, self._read_pos)
+        if self._hold_reads:
+            self._held.append(start)
         self._read_pos = pos
         self._depth = max(0, self._depth - 1)
         self._unsynced_reads += 1
@@ -589,9 +626,14 @@ class DiskQueue:
             return err
         if not self._meta_dirty:
             return None
-        meta = Metadata(
-            self._depth, self._read_file, self._read_pos, self._write_file, self._write_pos, self._doubtful_before
-        )
+        if self._hold_reads:
+            if not self._held:
+                self._commit = (self._read_file, self._read_pos)
+            read_file, read_pos = self._commit
+            depth = self._depth + len(self._held)
+        else:
+            read_file, read_pos, depth = self._read_file, self._read_pos, self._depth
+        meta = Metadata(depth, read_file, read_pos, self._write_file, self._write_pos, self._doubtful_before)
         try:
             write_metadata(self._fs, self._files.directory, self._files.meta, meta)
         except OSError as e:
@@ -630,7 +672,11 @@ class DiskQueue:
     def _retire(self) -> None:
         """Remove the finished segments (rename the bad ones): the metadata no longer needs them."""
         renamed = False
+        keep: list[tuple[int, bool]] = []
         for num, bad in self._retired:
+            if self._hold_reads and num >= self._commit[0]:
+                keep.append((num, bad))  # held records still need it
+                continue
             path = self._files.segment(num)
             try:
                 if bad:
@@ -643,7 +689,7 @@ class DiskQueue:
                 pass
             except OSError as e:
                 self._log("ERROR", f"failed to retire {path}: {e}")
-        self._retired.clear()
+        self._retired = keep
         if renamed:
             # Otherwise a crash could bring the name back, and recovery would
             # remove the file as an already-read leftover: the evidence lost.

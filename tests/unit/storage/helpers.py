@@ -22,6 +22,7 @@ def open_queue(
     min_msg_size: int = 1,
     max_msg_size: int = 256,
     max_disk_bytes: int = 0,
+    hold_reads: bool = False,
 ) -> DiskQueue:
     return DiskQueue(
         name,
@@ -35,6 +36,7 @@ def open_queue(
         min_msg_size,
         max_msg_size,
         max_disk_bytes,
+        hold_reads,
     )
 
 

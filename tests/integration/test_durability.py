@@ -140,7 +140,9 @@ def test_kill_9_under_load_loses_no_acknowledged_message(nsqd_factory: Callable[
 
     # A last, clean life: everything acknowledged comes out.
     daemon = start(nsqd_factory, data, *flags)
-    missing = lambda: set(acked) - received  # noqa: E731
+
+    def missing() -> set[int]:
+        return set(acked) - received
 
     async def drain() -> None:
         await asyncio.wait_for(consume(daemon, received, until=lambda: not missing(), fin_all=True), BOUND * 3)

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from broker.lookupd.gojson import JSONValue
+from broker.nsqd.backend import durability_stats
 from broker.nsqd.protocol_v2 import ClientV2
 from broker.wire.http import utc_fields
 
@@ -143,6 +144,7 @@ def _topic_json(t: Topic, channels: list[_ChannelSnap], topic_filter: str) -> di
         "message_bytes": t.message_bytes,
         "paused": t.paused,
         "e2e_processing_latency": _e2e(),
+        "disk": {k: v for k, v in durability_stats(t.backend).items()},  # beyond nsqd: additive
     }
 
 
@@ -163,6 +165,7 @@ def _channel_json(c: Channel, clients: list[ClientV2] | None, topic_filter: str)
         "clients": clients_json,
         "paused": c.paused,
         "e2e_processing_latency": _e2e(),
+        "disk": {k: v for k, v in durability_stats(c.backend).items()},  # beyond nsqd: additive
     }
 
 

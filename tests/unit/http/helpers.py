@@ -197,10 +197,13 @@ def reference(name: str) -> Any:
 
 
 def assert_shape(ref: Any, got: Any, where: str = "$") -> None:
-    """``got`` has every field of ``ref``, in nsqd's order, with the same JSON types, recursively."""
+    """``got`` has every field of ``ref``, in nsqd's order, with the same JSON types, recursively.
+
+    Fields beyond nsqd's are allowed after all of nsqd's (additive extensions).
+    """
     if isinstance(ref, dict):
         assert isinstance(got, dict), f"{where}: {got!r} is not an object"
-        assert list(got) == list(ref), f"{where}: fields {list(got)} != nsqd's {list(ref)}"
+        assert list(got)[: len(ref)] == list(ref), f"{where}: fields {list(got)} != nsqd's {list(ref)} (+ additions)"
         for key in ref:
             assert_shape(ref[key], got[key], f"{where}.{key}")
     elif isinstance(ref, list):

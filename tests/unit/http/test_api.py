@@ -476,7 +476,7 @@ def test_config_put_lookupd_addresses_bad_json(body: bytes) -> None:
 def test_config_put_log_level(body: bytes, level: str, answer: bytes) -> None:
     node = Node()
     seen: list[str] = []
-    node.nsqd.on_log_level_changed = lambda: seen.append(node.nsqd.opts.log_level)  # type: ignore[attr-defined]
+    node.nsqd.log_level_changed = seen.append
     got = node.request("PUT", "/config/log_level", body)
     assert (got.status, got.body) == (200, answer)
     assert node.nsqd.opts.log_level == level

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 from broker.storage.memfs import MemoryFileSystem
 from broker.wire import v2
@@ -222,3 +223,20 @@ def test_disk_only_finished_messages_are_let_go() -> None:
     c = node.consumer("t", "c", rdy=10)
     node.clock.advance(1)
     assert c.messages(c.log) + c.messages() == []
+
+
+def test_stats_show_what_a_crash_would_cost() -> None:
+    from broker.nsqd.stats import StatsQuery, stats_json
+
+    def channels() -> dict[str, Any]:
+        doc: Any = stats_json(node.nsqd, StatsQuery())
+        return {c["channel_name"]: c for c in doc["topics"][0]["channels"]}
+
+    node = Node(MemoryFileSystem(), mem_queue_size=0, sync_every=100)
+    node.consumer("t", "c", rdy=0)
+    node.consumer("t", "e#ephemeral", rdy=0)
+    node.publish("t", b"1", b"2")
+    assert channels()["c"]["disk"]["unsynced_count"] == 2
+    assert channels()["e#ephemeral"]["disk"]["dropped_count"] == 2
+    node.clock.advance(3)  # the sync timeout passes
+    assert channels()["c"]["disk"]["unsynced_count"] == 0

@@ -102,8 +102,10 @@ class Channel:
         durable_publish = nsqd.opts.durable_publish and is_durable(backend)
         self._mem_queue_size = 0 if durable_publish else nsqd.opts.mem_queue_size
         self._tracked = is_durable(backend) and self._mem_queue_size == 0
-        # records read from disk and not yet let go, in reading order (see the module doc)
+        # records read from disk and not yet let go, in reading order, and the
+        # messages they hold by id (see the module doc)
         self._outstanding: dict[tuple[int, int], None] = {}
+        self._held: dict[bytes, Message] = {}
         self._on_empty = on_empty  # an ephemeral channel's last consumer left
         self._consumers: list[Consumer] = []  # round-robin order
         self._rr = 0
@@ -223,6 +225,11 @@ class Channel:
         if pos is None:
             return
         msg.disk_pos = None
+        if self._held.get(msg.id) is msg:
+            del self._held[msg.id]
+        self._let_go(pos)
+
+    def _let_go(self, pos: tuple[int, int]) -> None:
         outstanding = self._outstanding
         del outstanding[pos]
         self.backend.commit(next(iter(outstanding)) if outstanding else None)
@@ -240,8 +247,16 @@ class Channel:
                 continue
             if self._tracked:
                 pos = self.backend.read_position()
-                msg.disk_pos = pos
                 self._outstanding[pos] = None
+                if msg.id in self._held:
+                    # A second record of a message this channel already holds: after a
+                    # restart the queue replays from the oldest unfinished record, and
+                    # a message deferred again since then has a newer record too.  One
+                    # copy at a time carries it; this one is let go.
+                    self._let_go(pos)
+                    continue
+                msg.disk_pos = pos
+                self._held[msg.id] = msg
             if due:
                 wait = (due - self._clock.wall_ns()) / 1e9
                 if wait > 0:
@@ -419,7 +434,8 @@ class Channel:
             if msg.flight != token:
                 self._stale -= 1
                 continue
-            del self.in_flight[msg.id]
+            if self.in_flight.get(msg.id) is msg:
+                del self.in_flight[msg.id]
             msg.flight = 0
             self.timeout_count += 1
             owner = self.clients.get(msg.client_id)
@@ -472,6 +488,7 @@ class Channel:
         self._deferred_pq.clear()
         self._stale = 0
         self._outstanding.clear()
+        self._held.clear()
         self.backend.empty()
         for client in self._consumers:
             client.empty()
@@ -495,14 +512,18 @@ class Channel:
         if deleted:
             self.backend.delete()
             return
-        if is_durable(self.backend) and not self._tracked:
-            self._flush_to_backend()
+        if is_durable(self.backend) and self._flush_to_backend() and self._tracked:
+            # Every held message was just written again: let the old records go,
+            # so a clean restart delivers each of them once.
+            self._outstanding.clear()
+            self._held.clear()
+            self.backend.commit(None)
         try:
             self.backend.close()
         except BackendError as exc:
             self._nsqd.backend_failed(self.backend, exc)
 
-    def _flush_to_backend(self) -> None:
+    def _flush_to_backend(self) -> bool:
         now = self._clock.now()
         wall = self._clock.wall_ns()
         records = [encode_message_record(m) for m in self.memory]
@@ -513,7 +534,8 @@ class Channel:
                 self.backend.put(record)
             except BackendError as exc:
                 self._nsqd.backend_failed(self.backend, exc)
-                return
+                return False
         self.memory.clear()
         self.in_flight.clear()
         self.deferred.clear()
+        return True

@@ -14,7 +14,7 @@ setup() {
     # Reinstall only when the package description changed since the last install.
     if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
         .venv/bin/python -m pip install --quiet --upgrade pip
-        .venv/bin/python -m pip install --quiet -e ".[dev]"
+        .venv/bin/python -m pip install --quiet -e ".[dev,analysis]"
         touch .venv/.installed
     fi
 }

@@ -1,0 +1,243 @@
+"""Builds a simulated cluster from a configuration and runs it: the real broker on simulated hosts.
+
+One run, from its seed:
+
+1. Every host joins the network; nsqlookupd and nsqd processes start at t=0
+   and the consumers begin discovering nodes.
+2. At ``warmup`` the producers start, and the nemesis begins its schedule.
+3. At ``warmup + duration`` the load stops: producers stop publishing and
+   every fault in force ends (partitions heal, dead nodes start again).
+4. For ``drain`` seconds the consumers keep consuming what is left.
+5. The end: each nsqd's channels are read as /stats would show them
+   (``final`` events), and the history is complete.
+
+Everything random comes from the seed (``SeedTree``), and the schedule of
+faults is drawn before the run starts, so the same seed and configuration
+give the same history, byte for byte.
+
+An exception escaping the broker (or the simulator) stops the run and is
+recorded as an ``exception`` event, which the checkers report as a violation:
+a failure is never swallowed.  A ``SimulatedCrash`` raised by a disk armed
+with a torn write is not a failure: it is the machine dying part way through a
+write, and the node is crashed there.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import simpy
+
+from broker.storage.memfs import SimulatedCrash
+from nsqsim.clock import SimClock
+from nsqsim.config import LOOKUPD_HTTP_PORT, ClusterConfig
+from nsqsim.history import History
+from nsqsim.nemesis import FaultModel, Nemesis, ScheduledFault, Targets, draw_schedule
+from nsqsim.network import SimNetwork
+from nsqsim.nodes import LookupdNode, NsqdNode, nsqd_takes
+from nsqsim.randomness import SeedTree
+from nsqsim.workload import Consumer, Producer
+
+__all__ = ["Cluster", "RunResult", "run"]
+
+
+@dataclass
+class RunResult:
+    seed: int
+    config: ClusterConfig
+    history: History
+    schedule: list[ScheduledFault]
+    sim_seconds: float
+    wall_seconds: float
+    events: int
+    logs: dict[str, list[tuple[float, str, str]]] = field(default_factory=dict)
+
+
+class Cluster:
+    def __init__(self, cfg: ClusterConfig, seed: int, *, faults: FaultModel | None = None, log_level: str = "WARN") -> None:
+        self.cfg = cfg
+        self.seed = seed
+        self.env = simpy.Environment()
+        self.seeds = SeedTree(seed)
+        self.clock = SimClock(self.env)
+        self.history = History(self.clock)
+        net_cfg = cfg.network
+        self.net = SimNetwork(
+            self.env,
+            self.seeds.stream("network"),
+            link=net_cfg.link(),
+            window=net_cfg.window,
+            syn_timeout=net_cfg.syn_timeout,
+        )
+        for host in cfg.hosts():
+            self.net.add_host(host)
+
+        lookupd_tcp = cfg.lookupd.tcp_addresses()
+        self.lookupd_nodes = {
+            host: LookupdNode(host, cfg.lookupd.options_for(i), self.net, self.clock, self.seeds, log_level)
+            for i, host in enumerate(cfg.lookupd.hosts())
+        }
+        self.nsqd_nodes = {
+            host: NsqdNode(host, cfg.nsqd.options_for(i, lookupd_tcp), self.net, self.clock, self.seeds, log_level)
+            for i, host in enumerate(cfg.nsqd.hosts())
+        }
+
+        self.producers: list[Producer] = []
+        for p in cfg.producers:
+            for i, host in enumerate(p.hosts()):
+                target = p.nsqd[i % len(p.nsqd)]
+                self.producers.append(Producer(host, target, p, self.net, self.clock, self.seeds.stream(host), self.history))
+        lookupd_http = [(h, LOOKUPD_HTTP_PORT) for h in cfg.lookupd.hosts()]
+        self.consumers: list[Consumer] = []
+        for c in cfg.consumers:
+            nsqds = list(c.nsqd) or cfg.nsqd.hosts()
+            for host in c.hosts():
+                self.consumers.append(Consumer(host, c, nsqds, lookupd_http, self.net, self.clock, self.seeds.stream(host), self.history))
+        self.consumers_by_name = {c.host: c for c in self.consumers}
+
+        self.fault_model = faults if faults is not None else cfg.faults
+        targets = Targets(
+            nsqd=tuple(self.nsqd_nodes),
+            lookupd=tuple(self.lookupd_nodes),
+            consumers=tuple(self.consumers_by_name),
+        )
+        load_end = cfg.warmup + cfg.duration
+        self.schedule = draw_schedule(self.fault_model, self.seeds.stream("nemesis/draw"), targets, load_end)
+        self.schedule = [f for f in self.schedule if f.at < load_end]
+        self.nemesis = Nemesis(self, self.fault_model, self.schedule, self.seeds.stream("nemesis/apply"))
+
+    # -- what the nemesis does to nodes ------------------------------------------------------
+
+    def crash_nsqd(self, host: str) -> None:
+        self.history.record("crash", host=host)
+        self.nsqd_nodes[host].crash()
+
+    def kill_nsqd(self, host: str) -> None:
+        self.history.record("kill", host=host)
+        self.nsqd_nodes[host].kill()
+
+    def stop_nsqd(self, host: str) -> None:
+        self.history.record("stop", host=host)
+        self.nsqd_nodes[host].stop()
+
+    def start_nsqd(self, host: str) -> None:
+        self.nsqd_nodes[host].start()
+        self.history.record("start", host=host)
+
+    def crash_lookupd(self, host: str) -> None:
+        self.history.record("lookupd_crash", host=host)
+        self.lookupd_nodes[host].crash()
+
+    def start_lookupd(self, host: str) -> None:
+        self.lookupd_nodes[host].start()
+        self.history.record("lookupd_start", host=host)
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        cfg = self.cfg
+        wall0 = time.perf_counter()
+        # What each kind of stop may lose of what nsqd acknowledged (the README's table).
+        persists = nsqd_takes("fs")
+        self.history.record(
+            "run",
+            seed=self.seed,
+            config=cfg.name,
+            config_digest=cfg.digest(),
+            nodes={
+                host: {
+                    "crash_loses": not (persists and node.opts.durable_publish),
+                    "kill_loses": not persists or (node.opts.mem_queue_size > 0 and not node.opts.durable_publish),
+                    "restart_loses": not persists,
+                }
+                for host, node in self.nsqd_nodes.items()
+            },
+            faults=[f.describe() for f in self.schedule],
+        )
+        for lnode in self.lookupd_nodes.values():
+            lnode.start()
+        for node in self.nsqd_nodes.values():
+            node.start()
+        for consumer in self.consumers:
+            consumer.start()
+        load_end = cfg.warmup + cfg.duration
+        end = load_end + cfg.drain
+
+        def start_load() -> None:
+            for producer in self.producers:
+                producer.start()
+
+        def stop_load() -> None:
+            for producer in self.producers:
+                producer.stop()
+            self.nemesis.quiesce()
+            self.history.record("load_end")
+
+        self.clock.call_later(cfg.warmup, start_load)
+        self.clock.call_later(load_end, stop_load)
+        self.nemesis.start()
+        self._run_until(end)
+        self._final()
+        self.history.record("end")
+        events = _scheduled_events(self.env)
+        logs = {n.host: list(n.logger.lines) for n in [*self.nsqd_nodes.values(), *self.lookupd_nodes.values()]}
+        return RunResult(
+            seed=self.seed,
+            config=cfg,
+            history=self.history,
+            schedule=self.schedule,
+            sim_seconds=end,
+            wall_seconds=time.perf_counter() - wall0,
+            events=events,
+            logs=logs,
+        )
+
+    def _run_until(self, end: float) -> None:
+        env = self.env
+        while True:
+            try:
+                env.run(until=end)
+                return
+            except SimulatedCrash:
+                torn = [n for n in self.nsqd_nodes.values() if n.disk.torn_armed]
+                for node in torn:
+                    self.history.record("crash", host=node.host, torn_write=True)
+                    node.crash()
+            except Exception as exc:
+                self.history.record("exception", error=repr(exc), traceback=traceback.format_exc())
+                return
+
+    def _final(self) -> None:
+        for host, node in self.nsqd_nodes.items():
+            nsqd = node.nsqd
+            if nsqd is None:
+                continue
+            for topic in nsqd.topics.values():
+                if not topic.channels:
+                    self.history.record("final_topic", host=host, topic=topic.name, depth=topic.depth())
+                for channel in topic.channels.values():
+                    self.history.record(
+                        "final",
+                        host=host,
+                        topic=topic.name,
+                        channel=channel.name,
+                        depth=channel.depth(),
+                        in_flight=len(channel.in_flight),
+                        deferred=len(channel.deferred),
+                        timeouts=channel.timeout_count,
+                        requeues=channel.requeue_count,
+                        messages=channel.message_count,
+                    )
+
+
+def _scheduled_events(env: simpy.Environment) -> int:
+    # simpy numbers every event it schedules; the next number is the count so far.
+    counter = env._eid
+    return int(next(counter))
+
+
+def run(cfg: ClusterConfig, seed: int, *, faults: FaultModel | None = None, log_level: str = "WARN") -> RunResult:
+    """Build the cluster for ``cfg`` and run it with ``seed``."""
+    return Cluster(cfg, seed, faults=faults, log_level=log_level).run()

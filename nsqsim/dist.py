@@ -1,0 +1,78 @@
+"""Distributions of durations (link latency, handler time, fault lengths), as data.
+
+A ``Dist`` is written in a configuration as a table (``{kind = "uniform",
+low = 0.001, high = 0.005}``) or a bare number (a fixed value), and sampled
+with a component's own generator.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Dist", "DistKind"]
+
+DistKind = Literal["fixed", "uniform", "exponential", "lognormal"]
+
+
+@dataclass(frozen=True, slots=True)
+class Dist:
+    """``fixed``: ``low``; ``uniform``: in [low, high]; ``exponential``: ``low`` plus an
+    exponential of mean ``mean``; ``lognormal``: median ``mean``, shape ``sigma``,
+    never below ``low``.  ``cap`` bounds every sample."""
+
+    kind: DistKind = "fixed"
+    low: float = 0.0
+    high: float = 0.0
+    mean: float = 0.0
+    sigma: float = 0.5
+    cap: float = math.inf
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("fixed", "uniform", "exponential", "lognormal"):
+            raise ValueError(f"unknown distribution {self.kind!r}")
+        if self.low < 0 or self.high < 0 or self.mean < 0 or self.sigma < 0:
+            raise ValueError(f"negative parameter in {self}")
+        if self.kind == "uniform" and self.high < self.low:
+            raise ValueError(f"uniform distribution with high < low: {self}")
+
+    @staticmethod
+    def fixed(value: float) -> Dist:
+        return Dist("fixed", low=value)
+
+    @staticmethod
+    def parse(spec: object) -> Dist:
+        """A ``Dist`` from a number or a TOML table."""
+        if isinstance(spec, Dist):
+            return spec
+        if isinstance(spec, bool):
+            raise ValueError(f"not a distribution: {spec!r}")
+        if isinstance(spec, int | float):
+            return Dist.fixed(float(spec))
+        if isinstance(spec, dict):
+            known = {"kind", "low", "high", "mean", "sigma", "cap"}
+            unknown = sorted(set(spec) - known)
+            if unknown:
+                raise ValueError(f"unknown distribution keys {unknown}")
+            kind = spec.get("kind", "fixed")
+            nums = {k: float(v) for k, v in spec.items() if k != "kind"}
+            return Dist(kind, **nums)
+        raise ValueError(f"not a distribution: {spec!r}")
+
+    def sample(self, rng: random.Random) -> float:
+        kind = self.kind
+        if kind == "fixed":
+            return min(self.low, self.cap)
+        if kind == "uniform":
+            value = rng.uniform(self.low, self.high)
+        elif kind == "exponential":
+            value = self.low + (rng.expovariate(1.0 / self.mean) if self.mean > 0 else 0.0)
+        else:
+            value = max(self.low, rng.lognormvariate(math.log(self.mean), self.sigma) if self.mean > 0 else 0.0)
+        return min(value, self.cap)
+
+    def scaled(self, factor: float) -> Dist:
+        """The same shape, every duration ``factor`` times longer (a slow link)."""
+        return Dist(self.kind, self.low * factor, self.high * factor, self.mean * factor, self.sigma, self.cap * factor)

@@ -1,0 +1,431 @@
+"""The fault model: what may go wrong in a simulated cluster, when, and for how long.
+
+Everything the simulator may do to a cluster is described by one typed
+options object, ``FaultModel`` (the ``[faults]`` table of a configuration):
+
+``enabled``
+    Draw random faults at all.  An explicit ``schedule`` runs either way.
+``start``, ``mean_interval``
+    Random faults begin no earlier than ``start`` seconds into the run and
+    then arrive as a Poisson process with this mean spacing, until the load
+    stops (``duration`` of the run).  At most ``max_concurrent`` are in force
+    at once; a fault drawn while that many are active is skipped.
+``duration``
+    How long a fault lasts (a ``Dist``): a partition heals, a crashed node
+    restarts, a slow link speeds up, a stalled consumer resumes.
+``weights``
+    Relative frequency of each kind below; a kind missing or at 0 is never drawn.
+``reset_fraction``
+    The share of partitions that reset connections (a firewall rejecting)
+    rather than black-hole them (a cable pulled).
+``slow_factor``, ``slow_bandwidth``
+    A slow link multiplies latency by the factor and caps bandwidth (bytes/s).
+``schedule``
+    Explicit faults: ``[[faults.schedule]]`` tables with ``at``, ``kind``,
+    optional ``target`` (a host or consumer name; random when left out),
+    ``duration``, ``mode`` (partitions) and ``disk`` (disk faults).
+
+The kinds:
+
+=====================  =====================================================
+``crash``              an nsqd is killed (kill -9) and its machine loses power:
+                       its memory is gone, its disk drops unsynced writes
+                       (``SimDisk.crash``), its peers see their connections
+                       reset; it starts again when the fault ends.
+``kill``               an nsqd is killed (kill -9) and the machine stays up:
+                       memory gone, everything written to files kept, peers
+                       see the kernel close the sockets.
+``restart``            an nsqd exits cleanly (``NSQD.close``) and starts again.
+``lookupd_crash``      an nsqlookupd is killed; its registrations are gone.
+``partition_halves``   the hosts split into two random halves.
+``partition_node``     one nsqd is cut off from every other host.
+``partition_lookupd``  the nsqlookupds are cut off from everyone else.
+``one_way``            one nsqd stops hearing (or stops being heard by)
+                       every other host: packets one way vanish.
+``slow_link``          every link to and from one nsqd becomes slow.
+``consumer_stall``     one consumer's handler stops returning: its messages
+                       in flight time out and go to other consumers.
+``disk``               a disk fault on one nsqd: ``fsync`` (the next fsyncs
+                       fail), ``full`` (ENOSPC), ``bitflip`` (one durable bit
+                       flips), ``torn`` (the machine dies part way through
+                       one of its next writes).
+=====================  =====================================================
+
+Random faults are not drawn as the run goes: the whole schedule is drawn from
+the seed before the run starts (``draw_schedule``), so a failing seed's faults
+can be printed, edited into an explicit schedule, and replayed.  Targets are
+resolved at the same time.  When the load stops, every fault still in force
+ends (``quiesce``): partitions heal, nodes restart, links recover, consumers
+resume, disks stop failing; the cluster then drains.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Literal, get_args
+
+from nsqsim.dist import Dist
+from nsqsim.network import LinkProfile, Partition, PartitionMode
+
+if TYPE_CHECKING:
+    from nsqsim.cluster import Cluster
+
+__all__ = [
+    "DISK_FAULTS",
+    "FAULT_KINDS",
+    "DiskFault",
+    "FaultKind",
+    "FaultModel",
+    "Nemesis",
+    "ScheduledFault",
+    "draw_schedule",
+    "parse_fault_model",
+]
+
+FaultKind = Literal[
+    "crash",
+    "kill",
+    "restart",
+    "lookupd_crash",
+    "partition_halves",
+    "partition_node",
+    "partition_lookupd",
+    "one_way",
+    "slow_link",
+    "consumer_stall",
+    "disk",
+]
+FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
+DiskFault = Literal["fsync", "full", "bitflip", "torn"]
+DISK_FAULTS: tuple[DiskFault, ...] = get_args(DiskFault)
+
+_DEFAULT_WEIGHTS: Mapping[FaultKind, float] = {
+    "crash": 2.0,
+    "kill": 1.0,
+    "restart": 1.0,
+    "lookupd_crash": 0.5,
+    "partition_halves": 1.0,
+    "partition_node": 2.0,
+    "partition_lookupd": 1.0,
+    "one_way": 1.0,
+    "slow_link": 1.0,
+    "consumer_stall": 2.0,
+    "disk": 1.0,
+}
+_DEFAULT_DURATION = Dist("uniform", low=2.0, high=15.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledFault:
+    at: float
+    kind: FaultKind
+    target: str | None = None
+    duration: float = 5.0
+    mode: PartitionMode = "blackhole"
+    disk: DiskFault = "fsync"
+    one_way_in: bool = True  # one_way: the target stops hearing (True) or being heard (False)
+
+    def describe(self) -> str:
+        extra = ""
+        if self.kind.startswith("partition"):
+            extra = f" mode={self.mode}"
+        elif self.kind == "disk":
+            extra = f" disk={self.disk}"
+        elif self.kind == "one_way":
+            extra = " in" if self.one_way_in else " out"
+        return f"t={self.at:.3f} {self.kind} {self.target or '*'} for {self.duration:.3f}s{extra}"
+
+
+@dataclass(frozen=True, slots=True)
+class FaultModel:
+    enabled: bool = False
+    start: float = 5.0
+    mean_interval: float = 10.0
+    duration: Dist = _DEFAULT_DURATION
+    weights: Mapping[FaultKind, float] = field(default_factory=lambda: dict(_DEFAULT_WEIGHTS))
+    reset_fraction: float = 0.25
+    slow_factor: float = 20.0
+    slow_bandwidth: float = 1_000_000.0
+    max_concurrent: int = 2
+    schedule: tuple[ScheduledFault, ...] = ()
+
+    def only(self, kinds: Sequence[str]) -> FaultModel:
+        """The same model, drawing only ``kinds`` (at their weights, or 1)."""
+        for kind in kinds:
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"unknown fault kind {kind!r} (one of {', '.join(FAULT_KINDS)})")
+        weights = {k: (self.weights.get(k, 0.0) or 1.0) for k in kinds if k in FAULT_KINDS}
+        return replace(self, enabled=True, weights=weights)
+
+
+def parse_fault_model(table: Mapping[str, object]) -> FaultModel:
+    """A ``FaultModel`` from the ``[faults]`` table of a configuration."""
+    known = {f for f in FaultModel.__dataclass_fields__}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ValueError(f"[faults]: unknown keys {unknown}")
+    kw: dict[str, object] = {}
+    for key, value in table.items():
+        if key == "duration":
+            kw[key] = Dist.parse(value)
+        elif key == "weights":
+            if not isinstance(value, dict):
+                raise ValueError("[faults] weights must be a table")
+            weights: dict[str, float] = {}
+            for kind, w in value.items():
+                if kind not in FAULT_KINDS:
+                    raise ValueError(f"[faults] weights: unknown fault kind {kind!r}")
+                weights[kind] = float(w)
+            kw[key] = weights
+        elif key == "schedule":
+            if not isinstance(value, list):
+                raise ValueError("[faults] schedule must be an array of tables")
+            kw[key] = tuple(_scheduled(entry) for entry in value)
+        elif key in ("enabled",):
+            kw[key] = bool(value)
+        elif key == "max_concurrent":
+            kw[key] = int(value)  # type: ignore[call-overload]
+        else:
+            kw[key] = float(value)  # type: ignore[arg-type]
+    return FaultModel(**kw)  # type: ignore[arg-type]
+
+
+def _scheduled(entry: object) -> ScheduledFault:
+    if not isinstance(entry, dict):
+        raise ValueError("[[faults.schedule]] entries must be tables")
+    known = set(ScheduledFault.__dataclass_fields__)
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise ValueError(f"[[faults.schedule]]: unknown keys {unknown}")
+    kind = entry.get("kind")
+    if kind not in FAULT_KINDS:
+        raise ValueError(f"[[faults.schedule]]: unknown fault kind {kind!r}")
+    mode = entry.get("mode", "blackhole")
+    if mode not in ("blackhole", "reset"):
+        raise ValueError(f"[[faults.schedule]]: unknown partition mode {mode!r}")
+    disk = entry.get("disk", "fsync")
+    if disk not in DISK_FAULTS:
+        raise ValueError(f"[[faults.schedule]]: unknown disk fault {disk!r}")
+    target = entry.get("target")
+    return ScheduledFault(
+        at=float(entry["at"]),
+        kind=kind,
+        target=str(target) if target is not None else None,
+        duration=float(entry.get("duration", 5.0)),
+        mode=mode,
+        disk=disk,
+        one_way_in=bool(entry.get("one_way_in", True)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """The names faults may pick from."""
+
+    nsqd: tuple[str, ...]
+    lookupd: tuple[str, ...]
+    consumers: tuple[str, ...]
+
+
+def draw_schedule(model: FaultModel, rng: random.Random, targets: Targets, until: float) -> list[ScheduledFault]:
+    """Every fault of the run, explicit and random, with targets resolved, in start order."""
+    out = [_resolve(f, model, rng, targets) for f in model.schedule]
+    kinds = [k for k in FAULT_KINDS if model.weights.get(k, 0.0) > 0 and _possible(k, targets)]
+    if model.enabled and kinds and model.mean_interval > 0:
+        weights = [model.weights[k] for k in kinds]
+        t = model.start
+        while True:
+            t += rng.expovariate(1.0 / model.mean_interval)
+            if t >= until:
+                break
+            kind = rng.choices(kinds, weights)[0]
+            duration = model.duration.sample(rng)
+            mode: PartitionMode = "reset" if rng.random() < model.reset_fraction else "blackhole"
+            disk = DISK_FAULTS[rng.randrange(len(DISK_FAULTS))]
+            fault = ScheduledFault(t, kind, None, duration, mode, disk, rng.random() < 0.5)
+            out.append(_resolve(fault, model, rng, targets))
+    out.sort(key=lambda f: f.at)
+    return out
+
+
+def _possible(kind: FaultKind, targets: Targets) -> bool:
+    if kind == "lookupd_crash" or kind == "partition_lookupd":
+        return bool(targets.lookupd)
+    if kind == "consumer_stall":
+        return bool(targets.consumers)
+    return bool(targets.nsqd)
+
+
+def _resolve(fault: ScheduledFault, model: FaultModel, rng: random.Random, targets: Targets) -> ScheduledFault:
+    if fault.target is not None or fault.kind in ("partition_halves", "partition_lookupd"):
+        return fault
+    if fault.kind == "lookupd_crash":
+        pool = targets.lookupd
+    elif fault.kind == "consumer_stall":
+        pool = targets.consumers
+    else:
+        pool = targets.nsqd
+    if not pool:
+        return fault
+    return replace(fault, target=pool[rng.randrange(len(pool))])
+
+
+class Nemesis:
+    """Carries out a drawn schedule on a cluster, and ends every fault at ``quiesce``."""
+
+    def __init__(self, cluster: Cluster, model: FaultModel, schedule: list[ScheduledFault], rng: random.Random) -> None:
+        self.cluster = cluster
+        self.model = model
+        self.schedule = schedule
+        self.rng = rng
+        self.active: dict[int, Callable[[], None]] = {}  # fault number -> how to end it
+        self.applied = 0
+        self.skipped = 0
+        self._quiesced = False
+
+    def start(self) -> None:
+        clock = self.cluster.clock
+        for i, fault in enumerate(self.schedule):
+            clock.call_later(fault.at - clock.now(), lambda i=i, fault=fault: self._begin(i, fault))  # type: ignore[misc]
+
+    def quiesce(self) -> None:
+        """End every fault in force; no fault starts after this."""
+        self._quiesced = True
+        for i in sorted(self.active):
+            self._end(i)
+
+    # -- one fault ------------------------------------------------------------------------
+
+    def _begin(self, i: int, fault: ScheduledFault) -> None:
+        if self._quiesced:
+            return
+        if len(self.active) >= max(self.model.max_concurrent, 1):
+            self.skipped += 1
+            return
+        undo = self._apply(fault)
+        if undo is None:
+            self.skipped += 1
+            return
+        self.applied += 1
+        self.active[i] = undo
+        self.cluster.clock.call_later(fault.duration, lambda: self._end(i))
+
+    def _end(self, i: int) -> None:
+        undo = self.active.pop(i, None)
+        if undo is not None:
+            undo()
+
+    def _apply(self, fault: ScheduledFault) -> Callable[[], None] | None:
+        c = self.cluster
+        net = c.net
+        rec = c.history.record
+        kind, target = fault.kind, fault.target
+        if kind in ("crash", "kill", "restart"):
+            node = c.nsqd_nodes.get(target or "")
+            if node is None or not node.up:
+                return None
+            if kind == "crash":
+                c.crash_nsqd(node.host)
+            elif kind == "kill":
+                c.kill_nsqd(node.host)
+            else:
+                c.stop_nsqd(node.host)
+
+            def restart() -> None:
+                if not node.up:
+                    c.start_nsqd(node.host)
+
+            return restart
+        if kind == "lookupd_crash":
+            lnode = c.lookupd_nodes.get(target or "")
+            if lnode is None or not lnode.up:
+                return None
+            c.crash_lookupd(lnode.host)
+            return lambda: c.start_lookupd(lnode.host)
+        if kind.startswith("partition") or kind == "one_way":
+            sides = self._sides(fault)
+            if sides is None:
+                return None
+            a, b = sides
+            one_way = kind == "one_way"
+            if one_way and fault.one_way_in:
+                a, b = b, a  # everyone -> target is cut: the target stops hearing
+            part = net.partition(a, b, mode=fault.mode, one_way=one_way)
+            rec("partition", kind=kind, side_a=sorted(a), side_b=sorted(b), mode=fault.mode, one_way=one_way)
+
+            def heal(part: Partition = part) -> None:
+                net.heal(part)
+                rec("heal", kind=kind, side_a=sorted(part.side_a), side_b=sorted(part.side_b))
+
+            return heal
+        if kind == "slow_link":
+            host = target or ""
+            if host not in net.hosts:
+                return None
+            base = net.default_link
+            slow = LinkProfile(base.latency.scaled(self.model.slow_factor), min(base.bandwidth, self.model.slow_bandwidth))
+            others = [h for h in net.hosts if h != host]
+            for other in others:
+                net.set_link(host, other, slow)
+                net.set_link(other, host, slow)
+            rec("slow_link", host=host, factor=self.model.slow_factor, bandwidth=_finite(slow.bandwidth))
+
+            def restore() -> None:
+                for other in others:
+                    net.set_link(host, other, None)
+                    net.set_link(other, host, None)
+                rec("slow_link_end", host=host)
+
+            return restore
+        if kind == "consumer_stall":
+            consumer = c.consumers_by_name.get(target or "")
+            if consumer is None or consumer.stalled:
+                return None
+            consumer.stall()
+            return consumer.unstall
+        if kind == "disk":
+            dnode = c.nsqd_nodes.get(target or "")
+            if dnode is None:
+                return None
+            disk = dnode.disk
+            where: object = None
+            if fault.disk == "fsync":
+                disk.fail_fsyncs(1_000_000)
+            elif fault.disk == "full":
+                disk.fill(0)
+            elif fault.disk == "bitflip":
+                where = disk.flip_bit()
+            else:
+                disk.tear_next_write(50)
+            rec("disk_fault", host=dnode.host, fault=fault.disk, where=list(where) if isinstance(where, tuple) else None)
+
+            def heal_disk() -> None:
+                disk.heal()
+                rec("disk_heal", host=dnode.host, fault=fault.disk)
+
+            return heal_disk
+        return None
+
+    def _sides(self, fault: ScheduledFault) -> tuple[list[str], list[str]] | None:
+        net = self.cluster.net
+        hosts = list(net.hosts)
+        if fault.kind == "partition_halves":
+            shuffled = hosts[:]
+            self.rng.shuffle(shuffled)
+            half = max(1, len(shuffled) // 2)
+            return sorted(shuffled[:half]), sorted(shuffled[half:])
+        if fault.kind == "partition_lookupd":
+            lookupds = list(self.cluster.lookupd_nodes)
+            if not lookupds:
+                return None
+            return lookupds, [h for h in hosts if h not in lookupds]
+        if fault.target is None or fault.target not in net.hosts:
+            return None
+        return [fault.target], [h for h in hosts if h != fault.target]
+
+
+def _finite(x: float) -> float | None:
+    return None if math.isinf(x) else x

@@ -1,0 +1,92 @@
+"""Broker processes on simulated hosts: construction through the ports NSQD asks for, and life cycles."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+import simpy
+
+import nsqsim.nodes as nodes
+from broker.nsqd.options import Options
+from nsqsim.clock import Life, SimClock
+from nsqsim.disk import SimDisk
+from nsqsim.logs import SimLogger
+from nsqsim.network import SimNetwork
+from nsqsim.nodes import STOP_GRACE, NsqdNode, make_nsqd
+from nsqsim.randomness import SeedTree
+
+
+class _FutureNSQD:
+    """An NSQD whose constructor takes the ports the broker is growing."""
+
+    def __init__(self, opts: Options, *, clock: Any, rand: Any, logger: Any, hostname: str, fs: Any, network: Any) -> None:
+        self.fs = fs
+        self.network = network
+
+
+def test_make_nsqd_passes_fs_and_network_when_nsqd_takes_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nodes, "NSQD", _FutureNSQD)
+    env = simpy.Environment()
+    disk = SimDisk("n", "/data/n", random.Random(1))
+    net = SimNetwork(env, random.Random(1))
+    net.add_host("n")
+    network = net.host("n", Life("n"))
+    built: Any = make_nsqd(
+        Options(), clock=SimClock(env), rand=random.Random(1), logger=SimLogger("n", SimClock(env)), hostname="n", fs=disk.fs, network=network
+    )
+    assert built.fs is disk.fs and built.network is network
+    assert nodes.nsqd_takes("fs") and nodes.nsqd_takes("network")
+
+
+def state(node: NsqdNode) -> dict[str, bool]:
+    # Read through a call: mypy would otherwise narrow these attributes across node.crash().
+    return {
+        "up": node.up,
+        "alive": node.life is not None and node.life.alive,
+        "nsqd": node.nsqd is not None,
+        "stopping": node.stopping,
+    }
+
+
+def _node() -> tuple[simpy.Environment, SimNetwork, NsqdNode]:
+    env = simpy.Environment()
+    net = SimNetwork(env, random.Random(1))
+    net.add_host("nsqd-0")
+    opts = Options(node_id=0, data_path="/data/nsqd-0")
+    return env, net, NsqdNode("nsqd-0", opts, net, SimClock(env), SeedTree(1))
+
+
+def test_crash_ends_the_life_closes_the_ports_and_loses_unsynced_writes() -> None:
+    _env, net, node = _node()
+    node.start()
+    life = node.life
+    assert state(node) == {"up": True, "alive": True, "nsqd": True, "stopping": False}
+    f = node.disk.fs.open_append("/data/nsqd-0/x.dat")
+    f.write(b"never synced")
+    node.crash()
+    assert life is not None and not life.alive
+    assert state(node) == {"up": False, "alive": False, "nsqd": False, "stopping": False}
+    assert node.disk.fs.crashes == 1
+    assert ("nsqd-0", 4150) not in net._listeners
+    node.start()
+    assert state(node)["up"] and node.incarnation == 2 and node.life is not life
+
+
+def test_clean_stop_lets_connections_flush_then_exits() -> None:
+    env, _net, node = _node()
+    node.start()
+    node.stop()
+    assert state(node) == {"up": False, "alive": True, "nsqd": True, "stopping": True}
+    env.run(until=STOP_GRACE + 0.1)
+    assert state(node) == {"up": False, "alive": False, "nsqd": False, "stopping": False}
+
+
+def test_restart_before_the_old_process_finished_exiting() -> None:
+    env, _net, node = _node()
+    node.start()
+    node.stop()
+    node.start()
+    env.run(until=STOP_GRACE + 0.1)
+    assert state(node) == {"up": True, "alive": True, "nsqd": True, "stopping": False}

@@ -59,7 +59,13 @@ class Consumer(Protocol):
 
     def is_ready(self) -> bool: ...
 
+    def room(self) -> int:
+        """How many more messages it may be given now (0 when not ready)."""
+        ...
+
     def send_message(self, msg: Message) -> None: ...
+
+    def send_messages(self, msgs: list[Message]) -> None: ...
 
     def timed_out_message(self) -> None: ...
 
@@ -280,31 +286,69 @@ class Channel:
             self._dispatching = False
 
     def _dispatch(self) -> None:
+        if len(self._consumers) == 1:
+            self._dispatch_to_one(self._consumers[0])
+        else:
+            self._dispatch_round_robin()
+
+    def _start_in_flight(self, msg: Message, client: Consumer, now: float) -> None:
+        msg.attempts += 1
+        msg.client_id = client.id
+        msg.delivered_at = now
+        deadline = now + client.msg_timeout
+        msg.deadline = deadline
+        self._token += 1
+        msg.flight = self._token
+        self.in_flight[msg.id] = msg
+        heapq.heappush(self._in_flight_pq, (deadline, self._token, msg))
+        if deadline < self._timer_at:
+            self._arm(deadline)
+
+    def _dispatch_to_one(self, client: Consumer) -> None:
+        """The common case: one consumer gets as many messages as its RDY allows, in one batch."""
+        memory = self.memory
+        backend = self.backend
+        while True:
+            room = client.room()
+            if room <= 0 or not (memory or backend.depth()):
+                return
+            batch: list[Message] = []
+            rate = client.sample_rate
+            now = self._clock.now()
+            start = self._start_in_flight
+            while room > 0:
+                if memory:
+                    msg = memory.popleft()
+                else:
+                    got = self._next_message()
+                    if got is None:
+                        break
+                    msg = got
+                if rate > 0 and self._rand.randrange(100) > rate:
+                    continue  # sampled out: consumed without delivery, as nsqd does
+                start(msg, client, now)
+                batch.append(msg)
+                room -= 1
+            if not batch:
+                return
+            client.send_messages(batch)
+
+    def _dispatch_round_robin(self) -> None:
         consumers = self._consumers
         n = len(consumers)
-        only = consumers[0] if n == 1 else None
         memory = self.memory
-        in_flight = self.in_flight
-        pq = self._in_flight_pq
-        heappush = heapq.heappush
+        backend = self.backend
         now = self._clock.now()
         rr = self._rr
-        token = self._token
-        backend = self.backend
         try:
             while memory or backend.depth():
-                if only is not None:
-                    client = only
-                    if not client.is_ready():
+                for k in range(n):
+                    client = consumers[(rr + k) % n]
+                    if client.is_ready():
+                        rr = (rr + k + 1) % n
                         break
                 else:
-                    for k in range(n):
-                        client = consumers[(rr + k) % n]
-                        if client.is_ready():
-                            rr = (rr + k + 1) % n
-                            break
-                    else:
-                        break
+                    break
                 if memory:
                     msg = memory.popleft()
                 else:
@@ -315,21 +359,10 @@ class Channel:
                 rate = client.sample_rate
                 if rate > 0 and self._rand.randrange(100) > rate:
                     continue  # sampled out: consumed without delivery, as nsqd does
-                msg.attempts += 1
-                msg.client_id = client.id
-                msg.delivered_at = now
-                deadline = now + client.msg_timeout
-                msg.deadline = deadline
-                token += 1
-                msg.flight = token
-                in_flight[msg.id] = msg
-                heappush(pq, (deadline, token, msg))
-                if deadline < self._timer_at:
-                    self._arm(deadline)
+                self._start_in_flight(msg, client, now)
                 client.send_message(msg)
         finally:
             self._rr = rr
-            self._token = token
 
     # -- acknowledgements -----------------------------------------------------------
 

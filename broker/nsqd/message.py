@@ -22,6 +22,7 @@ _EPOCH = 1288834974288
 _NODE_BITS = 10
 _SEQUENCE_BITS = 12
 _SEQUENCE_MASK = (1 << _SEQUENCE_BITS) - 1
+_SEQUENCE_HEX = tuple(b"%03x" % i for i in range(1 << _SEQUENCE_BITS))
 _RECORD_HEADER = struct.Struct(">qH")
 
 
@@ -49,22 +50,32 @@ class GUIDFactory:
         return b"%016x" % (guid & 0xFFFFFFFFFFFFFFFF)
 
     def new_batch(self, wall_ns: int, count: int) -> list[bytes]:
-        """``count`` ids for one instant: the same as ``count`` calls of ``new``, cheaper."""
-        ids = [self.new(wall_ns)]
-        if count == 1:
-            return ids
-        # Later ids of the batch share the timestamp (or borrow the next ones) and
-        # only the sequence moves, so they are the first id plus small offsets
-        # until the sequence wraps.
-        base = int(ids[0], 16) - self._sequence
+        """``count`` ids for one instant: the same as ``count`` calls of ``new``, cheaper.
+
+        The sequence is the id's low 12 bits, its last three hex digits, so the
+        ids of one timestamp share their first 13 digits: each further id is
+        that prefix joined to a precomputed suffix.
+        """
+        first = self.new(wall_ns)
+        ids = [first]
+        remaining = count - 1
+        prefix = first[:13]
         seq = self._sequence
         ts = self._last
-        for _ in range(count - 1):
-            seq = (seq + 1) & _SEQUENCE_MASK
-            if seq == 0:
+        while remaining:
+            take = min(remaining, _SEQUENCE_MASK - seq)
+            if take:
+                ids += [prefix + h for h in _SEQUENCE_HEX[seq + 1 : seq + 1 + take]]
+                seq += take
+                remaining -= take
+            if remaining:
+                # The sequence wraps: borrow the next timestamp, as ``new`` does.
                 ts += 1
-                base = ((ts - _EPOCH) << (_NODE_BITS + _SEQUENCE_BITS)) | (self._node_id << _SEQUENCE_BITS)
-            ids.append(b"%016x" % ((base | seq) & 0xFFFFFFFFFFFFFFFF))
+                seq = 0
+                guid = ((ts - _EPOCH) << (_NODE_BITS + _SEQUENCE_BITS)) | (self._node_id << _SEQUENCE_BITS)
+                prefix = (b"%016x" % (guid & 0xFFFFFFFFFFFFFFFF))[:13]
+                ids.append(prefix + _SEQUENCE_HEX[0])
+                remaining -= 1
         self._sequence = seq
         self._last = ts
         return ids

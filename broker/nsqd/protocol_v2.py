@@ -224,14 +224,26 @@ class ClientV2:
     def is_ready(self) -> bool:
         return self.in_flight_count < self.ready_count and not self._writing_paused and not self._closing
 
+    def room(self) -> int:
+        if self._writing_paused or self._closing:
+            return 0
+        return self.ready_count - self.in_flight_count
+
     def send_message(self, msg: Message) -> None:
-        self.in_flight_count += 1
-        self.message_count += 1
-        body = msg.body
+        self.send_messages([msg])
+
+    def send_messages(self, msgs: list[Message]) -> None:
         out = self._out
-        out += _pack_header(len(body) + 30, 2, msg.timestamp, msg.attempts)
-        out += msg.id
-        out += body
+        for msg in msgs:
+            body = msg.body
+            out += _pack_header(len(body) + 30, 2, msg.timestamp, msg.attempts)
+            out += msg.id
+            out += body
+        n = len(msgs)
+        self.in_flight_count += n
+        self.message_count += n
+        # nsqd's bufio.Writer flushes when full; the message pump flushes when the
+        # client stops being ready; otherwise the output buffer timeout does.
         if self.in_flight_count >= self.ready_count or len(out) >= self.output_buffer_size:
             self._flush()
         elif self._flush_timer is None:

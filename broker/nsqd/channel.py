@@ -315,22 +315,40 @@ class Channel:
             batch: list[Message] = []
             rate = client.sample_rate
             now = self._clock.now()
-            start = self._start_in_flight
+            deadline = now + client.msg_timeout
+            client_id = client.id
+            in_flight = self.in_flight
+            pq = self._in_flight_pq
+            heappush = heapq.heappush
+            token = self._token
+            # _start_in_flight, inlined: this loop runs once per message delivered.
             while room > 0:
                 if memory:
                     msg = memory.popleft()
                 else:
+                    self._token = token  # reading may defer a record, which takes a token
                     got = self._next_message()
+                    token = self._token
                     if got is None:
                         break
                     msg = got
                 if rate > 0 and self._rand.randrange(100) > rate:
                     continue  # sampled out: consumed without delivery, as nsqd does
-                start(msg, client, now)
+                msg.attempts += 1
+                msg.client_id = client_id
+                msg.delivered_at = now
+                msg.deadline = deadline
+                token += 1
+                msg.flight = token
+                in_flight[msg.id] = msg
+                heappush(pq, (deadline, token, msg))
                 batch.append(msg)
                 room -= 1
+            self._token = token
             if not batch:
                 return
+            if deadline < self._timer_at:
+                self._arm(deadline)
             client.send_messages(batch)
 
     def _dispatch_round_robin(self) -> None:

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, Protocol, TextIO, TypeVar
 
+from broker.apps import version_string
 from broker.apps.govalues import (
     format_go_duration,
     format_go_duration_ns,
@@ -52,7 +53,7 @@ from broker.apps.govalues import (
     parse_go_float,
     parse_go_int,
 )
-from broker.runtime.log import parse_log_level
+from broker.runtime.log import StderrLogger, parse_log_level
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -408,3 +409,32 @@ def load_toml(path: str) -> dict[str, object]:
         raise ConfigError(f"failed to load config file {path} - open {path}: {why}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"failed to load config file {path} - {exc}") from None
+
+
+class CommandLine(Generic[T]):
+    """A daemon's command line resolved as Go's ``main.go`` does it, or its exit status.
+
+    ``--version`` prints and exits 0; flag errors exit 2 from inside
+    ``parse_or_exit``; a bad ``--config`` is one FATAL line (``fatal``, on a
+    logger with the daemon's fixed ``[name] `` prefix) and exit 1.
+    """
+
+    def __init__(self, app: str, flags: FlagSet[T], argv: Sequence[str]) -> None:
+        self._startup = StderrLogger(f"[{app}] ")
+        self.opts: T | None = None
+        self.status = 0
+        parsed = flags.parse_or_exit(argv)
+        self.deprecated = parsed.deprecated  # (alias, flag) pairs the command line used
+        if parsed.get("version"):
+            print(version_string(app))
+            return
+        try:
+            config_path = str(parsed.get("config", ""))
+            config = load_toml(config_path) if config_path else {}
+            self.opts = flags.resolve(parsed, config)
+        except ConfigError as exc:
+            self.status = self.fatal(str(exc))
+
+    def fatal(self, msg: str) -> int:
+        self._startup.log("FATAL", msg)
+        return 1

@@ -31,7 +31,7 @@ import zlib
 from collections.abc import Callable, Sequence
 
 from broker.apps import version_string
-from broker.apps.goflags import LOG_LEVEL, ConfigError, Custom, FlagSet, load_toml, parse_go_bool
+from broker.apps.goflags import LOG_LEVEL, CommandLine, Custom, FlagSet, parse_go_bool
 from broker.apps.govalues import go_float_text
 from broker.nsqd.nsqd import NSQD
 from broker.nsqd.options import FLAGS, FlagSpec, Options
@@ -149,31 +149,16 @@ def _strerror(exc: OSError) -> str:
 def run(argv: Sequence[str]) -> int:
     """The whole daemon; returns the exit status (flag errors exit from inside)."""
     hostname = socket.gethostname()
-    flags = flag_set(hostname)
-    parsed = flags.parse_or_exit(argv)
-    if parsed.get("version"):
-        print(version_string("nsqd"))
-        return 0
-
-    # main.go's logFatal: a logger of its own, with a fixed prefix.
-    startup = StderrLogger("[nsqd] ")
-
-    def fatal(msg: str) -> int:
-        startup.log("FATAL", msg)
-        return 1
-
-    try:
-        config_path = str(parsed.get("config", ""))
-        config = load_toml(config_path) if config_path else {}
-        opts = flags.resolve(parsed, config)
-    except ConfigError as exc:
-        return fatal(str(exc))
+    command = CommandLine("nsqd", flag_set(hostname), argv)
+    if command.opts is None:
+        return command.status
+    opts, fatal = command.opts, command.fatal
     if not opts.data_path:
         opts = opts.replace(data_path=os.getcwd())
     if opts.verbose:
         opts = opts.replace(log_level="debug")
     logger = StderrLogger(opts.log_prefix, opts.log_level)
-    for alias, name in parsed.deprecated:
+    for alias, name in command.deprecated:
         logger.log("WARN", f"use of the --{alias} command line flag is deprecated (use --{name})")
 
     try:

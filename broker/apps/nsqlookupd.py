@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from broker.apps import version_string
-from broker.apps.goflags import LOG_LEVEL, ConfigError, FlagSet, load_toml
+from broker.apps.goflags import LOG_LEVEL, CommandLine, FlagSet
 from broker.lookupd.lookupd import NSQLookupd
 from broker.lookupd.options import FLAGS, LookupdOptions
 from broker.nsqd.options import FlagSpec
@@ -66,25 +66,10 @@ def flag_set(hostname: str) -> FlagSet[LookupdOptions]:
 def run(argv: Sequence[str]) -> int:
     """The whole daemon; returns the exit status (flag errors exit from inside)."""
     hostname = socket.gethostname()
-    flags = flag_set(hostname)
-    parsed = flags.parse_or_exit(argv)
-    if parsed.get("version"):
-        print(version_string("nsqlookupd"))
-        return 0
-
-    # main.go's logFatal: a logger of its own, with a fixed prefix.
-    startup = StderrLogger("[nsqlookupd] ")
-
-    def fatal(msg: str) -> int:
-        startup.log("FATAL", msg)
-        return 1
-
-    try:
-        config_path = str(parsed.get("config", ""))
-        config = load_toml(config_path) if config_path else {}
-        opts = flags.resolve(parsed, config)
-    except ConfigError as exc:
-        return fatal(str(exc))
+    command = CommandLine("nsqlookupd", flag_set(hostname), argv)
+    if command.opts is None:
+        return command.status
+    opts, fatal = command.opts, command.fatal
     logger = StderrLogger(opts.log_prefix, opts.log_level)
     logger.log("INFO", version_string("nsqlookupd"))
     return asyncio.run(serve(opts, logger, hostname, fatal))

@@ -106,6 +106,7 @@ def check(events: Iterable[Event]) -> Verdict:
     publishes: dict[str, _Publish] = {}
     nodes: dict[str, dict[str, bool]] = {}
     stops: dict[str, list[tuple[float, str]]] = defaultdict(list)  # nsqd -> (t, "crash"|"kill"|"restart")
+    starts: dict[str, list[float]] = defaultdict(list)  # nsqd -> times it started again
     flips: dict[str, list[float]] = defaultdict(list)
     channel_open: dict[tuple[str, str, str], float] = {}  # (nsqd, topic, channel) -> since
     channel_spans: dict[tuple[str, str, str], list[tuple[float, float]]] = defaultdict(list)
@@ -146,6 +147,11 @@ def check(events: Iterable[Event]) -> Verdict:
         elif kind == "subscribed":
             key = (e["nsqd"], e["topic"], e["channel"])
             channel_open.setdefault(key, t)
+        elif kind == "start" and t > 0:
+            # A new life of the node: what a client receives after it was sent by
+            # this life, even if bytes of the old one were still in the network
+            # when the old one stopped.
+            starts[e["host"]].append(t)
         elif kind in ("crash", "kill", "stop"):
             host = e["host"]
             stops[host].append((t, "restart" if kind == "stop" else kind))
@@ -171,7 +177,7 @@ def check(events: Iterable[Event]) -> Verdict:
         return v
 
     _check_deliveries(v, publishes, deliveries)
-    _check_redeliveries(v, deliveries, acts, stops, failures, gone, disconnects, end)
+    _check_redeliveries(v, deliveries, acts, stops, starts, failures, gone, disconnects, end)
     _check_losses(v, publishes, deliveries, channel_spans, stops, flips, nodes, pending)
     v.unique_delivered = len(deliveries)
     return v
@@ -202,12 +208,13 @@ def _check_redeliveries(
     deliveries: dict[tuple[str, str, str], list[_Delivery]],
     acts: dict[tuple[str, str, str], list[tuple[float, str, str, int]]],
     stops: dict[str, list[tuple[float, str]]],
+    starts: dict[str, list[float]],
     failures: dict[tuple[str, str, str], list[float]],
     gone: dict[str, list[float]],
     disconnects: dict[tuple[str, str], list[float]],
     end: float,
 ) -> None:
-    stop_times = {host: [t for t, _ in s] for host, s in stops.items()}
+    stop_times = {host: sorted([t for t, _ in s] + starts.get(host, [])) for host, s in stops.items()}
     for (nsqd, channel, key), ds in deliveries.items():
         if len(ds) < 2:
             continue

@@ -17,11 +17,14 @@ size bounded by twice the messages in flight.
 Disk-only channels (``--mem-queue-size=0``, or ``--durable-publish``) keep every
 message on disk until it is finished, which nsqd does not (nsqio/nsq#1142):
 their disk queue holds its durable read position at the oldest record still
-needed (in flight, deferred, or read and waiting), so a kill -9 delivers those
-again rather than losing them.  A message that is requeued, times out or is
-deferred again is appended anew (a deferred one with its due time) before its
-old record is let go, so it is on disk in one place or the other at every
-moment.  Duplicates after a crash are allowed; a loss is not.
+needed (in flight, deferred, requeued, or read and waiting), so a kill -9
+delivers those again rather than losing them.  Each message has one record:
+a requeue, a timeout or a REQ with a delay keeps it and only changes the
+message's state in memory, so a crash forgets that state (a REQ's delay, a
+FIN made after the oldest unfinished message was read, the attempts count)
+and delivers the message again; a DPUB's due time is in its record and
+survives.  A clean exit writes every held message again, with its state, and
+lets the old records go.  Duplicates after a crash are allowed; a loss is not.
 """
 
 from __future__ import annotations
@@ -190,13 +193,10 @@ class Channel:
         else:
             self._start_deferred(msg, delay)
 
-    def _put_back(self, msg: Message, due_wall_ns: int = 0) -> None:
+    def _put_back(self, msg: Message) -> None:
         """Requeue a message this channel already holds: never lose it."""
-        if self._tracked:
-            if msg.disk_pos is not None and not due_wall_ns:
-                self.memory.append(msg)  # its record is still held: nothing to write
-            else:
-                self._rewrite(msg, due_wall_ns)
+        if self._tracked and msg.disk_pos is not None:
+            self.memory.append(msg)  # its record is still held: nothing to write
             return
         if len(self.memory) < self._mem_queue_size:
             self.memory.append(msg)
@@ -211,22 +211,8 @@ class Channel:
         # message already accepted; new publishes were refused before this.
         self.memory.append(msg)
 
-    def _rewrite(self, msg: Message, due_wall_ns: int) -> None:
-        """Disk-only: append the message again, then let its old record go."""
-        try:
-            self.backend.put(encode_message_record(msg, due_wall_ns))
-        except BackendError as exc:
-            # Keep holding the old record: it is still the message's durable copy.
-            self._nsqd.backend_failed(self.backend, exc)
-            if due_wall_ns:
-                self._start_deferred(msg, max(0.0, (due_wall_ns - self._clock.wall_ns()) / 1e9))
-            else:
-                self.memory.append(msg)
-            return
-        self._release(msg)
-
     def _release(self, msg: Message) -> None:
-        """The message's disk record is no longer needed (finished, or written again)."""
+        """The message's disk record is no longer needed: it is finished."""
         pos = msg.disk_pos
         if pos is None:
             return
@@ -422,8 +408,6 @@ class Channel:
         self.requeue_count += 1
         if delay <= 0:
             self._put_back(got)
-        elif self._tracked:
-            self._rewrite(got, self._clock.wall_ns() + max(1, int(delay * 1e9)))
         else:
             self._start_deferred(got, delay)
         return None

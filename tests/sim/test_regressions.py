@@ -14,7 +14,7 @@ import simpy
 from nsqsim.checkers import check
 from nsqsim.clock import SimClock
 from nsqsim.cluster import run
-from nsqsim.config import load_config
+from nsqsim.config import load_config, parse_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CI_SWEEP = str(EXAMPLES / "ci-sweep.toml")
@@ -86,3 +86,40 @@ def test_disk_only_channel_replaying_requeued_copies_after_a_restart() -> None:
     # Replay: nsqsim run --config examples/ci-sweep-disk-only.toml --seed 27
     verdict = check(run(load_config(DISK_ONLY), 27).history.events)
     assert verdict.ok, verdict.violations
+
+
+@pytest.mark.parametrize("seed", [1, 19])
+def test_disk_only_crash_forgets_message_state_not_messages(seed: int) -> None:
+    # Found by the notebooks' sweeps: a REQ with a delay in a disk-only channel
+    # wrote the message again, so after a kill the replay met older generations
+    # of it (delivered "early", attempts going back, again after a FIN). Now a
+    # message has one record and a crash forgets only its state in memory (seed
+    # 1). Seed 19: a delivery sent before a crash and received just after it,
+    # then the new life's delivery with attempts reset, is one life apart, not a
+    # violation.
+    verdict = check(run(load_config(DISK_ONLY), seed).history.events)
+    assert verdict.ok, verdict.violations
+
+
+def test_a_long_nsqd_outage_under_load_keeps_the_producers_pause_finite() -> None:
+    # Found when the workloads moved onto broker/client (reference cluster, seed 1):
+    # each publish while its nsqd is down starts a connect round, every round is
+    # refused, and ProducerCore's pause, reconnect_delay * 2**(rounds - 1), raised
+    # OverflowError out of connection_lost past ~1,000 rounds.  Fixed in
+    # broker/client (the doubling is bounded).
+    # Replay: nsqsim run --config examples/reference-cluster.toml --seed 1
+    table = {
+        "name": "outage",
+        "duration": 6.0,
+        "drain": 5.0,
+        "nsqd": {"count": 1},
+        "lookupd": {"count": 0},
+        "producers": [{"name": "p", "count": 1, "rate": 1000.0, "nsqd": ["nsqd-0"]}],
+        "consumers": [{"name": "c", "count": 1, "discovery": "direct"}],
+        "faults": {"schedule": [{"at": 1.5, "kind": "crash", "target": "nsqd-0", "duration": 4.0}]},
+    }
+    events = run(parse_config(table), 1).history.events
+    verdict = check(events)
+    assert verdict.ok, verdict.violations
+    refused = [e for e in events if e["type"] == "publish_failed" and "Connection refused" in e["error"]]
+    assert len(refused) > 2000

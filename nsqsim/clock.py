@@ -3,11 +3,13 @@
 Simulated time is ``env.now`` in seconds.  ``wall_ns`` is a fixed epoch plus
 that, so message timestamps and ids are the same in every run of a seed.
 
-A timer is one simpy event whose only callback runs the function; simpy's heap
-breaks ties by a sequence number, so timers due at the same instant run in the
-order they were scheduled, as the port asks.  ``cancel`` only disarms the
-event (as asyncio does with a cancelled handle): removing it from the middle of
-the heap would cost more than letting it fire into nothing.
+A timer is one entry in simpy's event queue whose only callback runs the
+function; simpy's heap breaks ties by a sequence number, so timers due at the
+same instant run in the order they were scheduled, as the port asks.
+``cancel`` only disarms the event (as asyncio does with a cancelled handle):
+removing it from the middle of the heap would cost more than letting it fire
+into nothing.  ``run_until`` is the loop a cluster runs on: simpy's
+``run(until=...)`` with the same order and less work per event.
 
 A ``Life`` is one incarnation of a simulated process.  Every timer and every
 network callback of the process is tied to its life; when the process is
@@ -20,12 +22,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from heapq import heappop, heappush
 from typing import Any
 
 import simpy
 from simpy.events import NORMAL
 
-__all__ = ["EPOCH_NS", "Life", "SimClock", "SimTimer"]
+__all__ = ["EPOCH_NS", "Life", "SimClock", "SimTimer", "run_until"]
 
 # 2026-01-01T00:00:00Z: every simulation starts its wall clock here.
 EPOCH_NS = 1_767_225_600_000_000_000
@@ -51,36 +54,77 @@ class Life:
 _FOREVER = Life("simulator")
 
 
-class SimTimer(simpy.Event):
-    """A scheduled call; the simpy event that carries it."""
+class SimTimer:
+    """A scheduled call, and the event that carries it in simpy's queue.
+
+    Not a ``simpy.Event``: it has just what ``Environment.step`` touches
+    (``callbacks``, ``_ok``, ``_value``) in slots, so building one per timer
+    costs no instance dict and no bound method, and simpy still runs it.
+    """
+
+    __slots__ = ("callbacks", "fn", "life")
+    _ok = True  # read by simpy, never changed: a timer cannot fail
+    _value = None
 
     def __init__(self, env: simpy.Environment, delay: float, fn: Callable[[], None], life: Life) -> None:
-        # Inlined simpy.Event.__init__ plus env.schedule: this runs once per timer.
-        self.env = env
-        self.callbacks: list[Callable[[Any], None]] = [self._fire]
-        self._value = None
-        self._ok = True
+        self.callbacks: tuple[Callable[[Any], None], ...] | None = _FIRE
         self.fn: Callable[[], None] | None = fn
         self.life = life
+        now: float = env._now
         if delay > 0:
-            now = env.now
-            if now + delay <= now:
+            at = now + delay
+            if at <= now:
                 # Too small to move a float this large: land on the next representable
                 # instant, so a positive delay always means later (as on a real clock,
                 # which moves on by itself) and a "wait for the rest" loop terminates.
-                delay = math.nextafter(now, math.inf) - now
+                at = math.nextafter(now, math.inf)
         else:
-            delay = 0
-        env.schedule(self, NORMAL, delay)
+            at = now
+        # env.schedule, inlined: this runs once per timer.
+        queue: list[Any] = env._queue
+        heappush(queue, (at, NORMAL, next(env._eid), self))
 
     def cancel(self) -> None:
         self.fn = None
 
-    def _fire(self, _event: object) -> None:
-        fn = self.fn
-        if fn is not None and self.life.alive:
-            self.fn = None
-            fn()
+
+def _fire(timer: SimTimer) -> None:
+    fn = timer.fn
+    if fn is not None and timer.life.alive:
+        timer.fn = None
+        fn()
+
+
+# Shared by every timer: simpy only reads an event's callbacks and then sets them to None.
+_FIRE: tuple[Callable[[Any], None], ...] = (_fire,)
+
+
+def run_until(env: simpy.Environment, end: float) -> None:
+    """``env.run(until=end)`` without simpy's per-event overhead: what the cluster runs on.
+
+    The same order (simpy's heap: time, priority, then scheduling order) and the
+    same end: events due at ``end`` itself stay queued, as ``run(until=end)``
+    leaves them behind its own urgent stop event.  An exception from a callback
+    propagates with its event already consumed, as from ``Environment.step``.
+    Only callback events are run: nsqsim schedules no simpy processes.
+    """
+    queue: list[Any] = env._queue
+    pop = heappop
+    while queue:
+        item = pop(queue)
+        now = item[0]
+        if now >= end:
+            heappush(queue, item)  # popping and pushing back once beats peeking every time
+            break
+        env._now = now
+        event = item[3]
+        callbacks, event.callbacks = event.callbacks, None
+        for callback in callbacks:
+            callback(event)
+        if not event._ok:
+            raise event._value
+    if env._now < end:
+        env._now = end
 
 
 class SimClock:
@@ -94,11 +138,11 @@ class SimClock:
         self.epoch_ns = epoch_ns
 
     def now(self) -> float:
-        now: float = self.env.now
+        now: float = self.env._now
         return now
 
     def wall_ns(self) -> int:
-        return self.epoch_ns + round(self.env.now * 1e9)
+        return self.epoch_ns + round(self.env._now * 1e9)
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> SimTimer:
         return SimTimer(self.env, delay, fn, self.life)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import simpy
 
 from broker.storage.memfs import SimulatedCrash
-from nsqsim.clock import SimClock
+from nsqsim.clock import SimClock, run_until
 from nsqsim.config import LOOKUPD_HTTP_PORT, ClusterConfig
 from nsqsim.history import History
 from nsqsim.nemesis import FaultModel, Nemesis, ScheduledFault, Targets, draw_schedule
@@ -89,12 +89,13 @@ class Cluster:
             for i, host in enumerate(p.hosts()):
                 target = p.nsqd[i % len(p.nsqd)]
                 self.producers.append(Producer(host, target, p, self.net, self.clock, self.seeds.stream(host), self.history))
-        lookupd_http = [(h, LOOKUPD_HTTP_PORT) for h in cfg.lookupd.hosts()]
+        lookupd_http = [f"{h}:{LOOKUPD_HTTP_PORT}" for h in cfg.lookupd.hosts()]
         self.consumers: list[Consumer] = []
         for c in cfg.consumers:
             nsqds = list(c.nsqd) or cfg.nsqd.hosts()
             for host in c.hosts():
-                self.consumers.append(Consumer(host, c, nsqds, lookupd_http, self.net, self.clock, self.seeds.stream(host), self.history))
+                rng, client_rng = self.seeds.stream(host), self.seeds.stream(f"{host}/client")
+                self.consumers.append(Consumer(host, c, nsqds, lookupd_http, self.net, self.clock, rng, client_rng, self.history))
         self.consumers_by_name = {c.host: c for c in self.consumers}
 
         self.fault_model = faults if faults is not None else cfg.faults
@@ -198,7 +199,7 @@ class Cluster:
         env = self.env
         while True:
             try:
-                env.run(until=end)
+                run_until(env, end)
                 return
             except SimulatedCrash:
                 torn = [n for n in self.nsqd_nodes.values() if n.disk.torn_armed]

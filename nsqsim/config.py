@@ -164,7 +164,8 @@ class ProducerConfig:
     defer_fraction: float = 0.0  # share of messages sent with DPUB (only when batch is 1)
     defer: Dist = _DEFER  # seconds of DPUB delay
     max_outstanding: int = 1000  # unanswered publishes before new ones fail
-    reconnect_delay: float = 1.0
+    reconnect_delay: float = 1.0  # the client's first pause between failed connects
+    max_reconnect_delay: float = 8.0  # ... doubling up to this
     read_timeout: float = 60.0  # go-nsq's default ReadTimeout
     heartbeat_interval: float = 30.0
 
@@ -198,10 +199,14 @@ class ConsumerConfig:
     handler_time: Dist = _HANDLER_TIME
     handler_tick: float = 0.001  # handlers finishing within one tick answer together
     requeue_delay: Dist = _NO_DELAY  # seconds; sent as REQ's timeout
+    requeue_backoff: bool = False  # a requeue also backs the consumer off (go-nsq's handler error)
+    max_attempts: int = 0  # deliveries before the client gives a message up; 0: never
     msg_timeout: float = 0.0  # IDENTIFY msg_timeout; 0: nsqd's --msg-timeout
     heartbeat_interval: float = 5.0
     lookup_interval: float = 5.0
+    lookup_timeout: float = 5.0  # bounds one /lookup request
     reconnect_delay: float = 1.0
+    max_reconnect_delay: float = 8.0
     restart_after: float = 2.0  # a crashed consumer process comes back after this
 
     def hosts(self) -> list[str]:
@@ -353,6 +358,7 @@ def _producer(raw: object, i: int) -> ProducerConfig:
         defer=t.dist("defer", d.defer),
         max_outstanding=t.integer("max_outstanding", d.max_outstanding),
         reconnect_delay=t.seconds("reconnect_delay", d.reconnect_delay),
+        max_reconnect_delay=t.seconds("max_reconnect_delay", d.max_reconnect_delay),
         read_timeout=t.seconds("read_timeout", d.read_timeout),
         heartbeat_interval=t.seconds("heartbeat_interval", d.heartbeat_interval),
     )
@@ -388,10 +394,14 @@ def _consumer(raw: object, i: int) -> ConsumerConfig:
         handler_time=t.dist("handler_time", d.handler_time),
         handler_tick=t.seconds("handler_tick", d.handler_tick),
         requeue_delay=t.dist("requeue_delay", d.requeue_delay),
+        requeue_backoff=t.boolean("requeue_backoff", d.requeue_backoff),
+        max_attempts=t.integer("max_attempts", d.max_attempts),
         msg_timeout=t.seconds("msg_timeout", d.msg_timeout),
         heartbeat_interval=t.seconds("heartbeat_interval", d.heartbeat_interval),
         lookup_interval=t.seconds("lookup_interval", d.lookup_interval),
+        lookup_timeout=t.seconds("lookup_timeout", d.lookup_timeout),
         reconnect_delay=t.seconds("reconnect_delay", d.reconnect_delay),
+        max_reconnect_delay=t.seconds("max_reconnect_delay", d.max_reconnect_delay),
         restart_after=t.seconds("restart_after", d.restart_after),
     )
     t.done()
@@ -418,6 +428,9 @@ def _validate(cfg: ClusterConfig) -> None:
                 raise ConfigError(f"[[producers]] {p.name}: no such nsqd {host!r}")
         if p.rate <= 0 or p.count < 0 or p.batch < 1:
             raise ConfigError(f"[[producers]] {p.name}: rate must be > 0, count >= 0 and batch >= 1")
+        if not 0 < p.heartbeat_interval < p.read_timeout:
+            raise ConfigError(f"[[producers]] {p.name}: heartbeat_interval must be positive and below read_timeout")
+        _check_reconnect(f"[[producers]] {p.name}", p.reconnect_delay, p.max_reconnect_delay)
         if p.name in names:
             raise ConfigError(f"two blocks are named {p.name!r}")
         names.add(p.name)
@@ -429,6 +442,16 @@ def _validate(cfg: ClusterConfig) -> None:
             raise ConfigError(f"[[consumers]] {c.name}: lookupd discovery needs a [lookupd] count >= 1")
         if c.max_in_flight < 1:
             raise ConfigError(f"[[consumers]] {c.name}: max_in_flight must be at least 1")
+        if not 0 <= c.max_attempts <= 65535:
+            raise ConfigError(f"[[consumers]] {c.name}: max_attempts must be within 0-65535")
+        if c.heartbeat_interval <= 0 or c.lookup_interval <= 0 or c.lookup_timeout <= 0:
+            raise ConfigError(f"[[consumers]] {c.name}: heartbeat_interval, lookup_interval and lookup_timeout must be positive")
+        _check_reconnect(f"[[consumers]] {c.name}", c.reconnect_delay, c.max_reconnect_delay)
         if c.name in names:
             raise ConfigError(f"two blocks are named {c.name!r}")
         names.add(c.name)
+
+
+def _check_reconnect(where: str, delay: float, most: float) -> None:
+    if not 0 < delay <= most:
+        raise ConfigError(f"{where}: reconnect_delay must be positive and at most max_reconnect_delay")

@@ -32,8 +32,6 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import simpy
-
 from broker.ports import ConnectionHandler
 from nsqsim.clock import Life
 
@@ -45,11 +43,25 @@ __all__ = ["DEFAULT_HIGH_WATER", "SimConnection"]
 DEFAULT_HIGH_WATER = 64 * 1024  # asyncio's default write-buffer high-water mark
 
 
-class Chunk(simpy.Event):
+class Chunk:
     """Bytes travelling one way on one connection, with what follows them (FIN, RST).
 
-    The chunk is itself the simpy event of its arrival: one object per packet.
+    The chunk is itself the event of its arrival in simpy's queue (one object
+    per packet); like ``SimTimer`` it carries just the slots simpy reads.
     """
+
+    __slots__ = (
+        "arrival",
+        "callbacks",
+        "data",
+        "delivered",
+        "dst",
+        "fin",
+        "latency",
+        "rst",
+        "sent_at",
+        "src",
+    )
 
     def __init__(self, src: SimConnection, dst: SimConnection, sent_at: float, latency: float) -> None:
         self.src = src
@@ -57,15 +69,15 @@ class Chunk(simpy.Event):
         self.sent_at = sent_at
         self.latency = latency
         self.arrival = sent_at + latency
-        self.data = bytearray()
+        # The first write's bytes as they are; a bytearray once a second write joins.
+        self.data: bytes | bytearray = b""
         self.fin = False
         self.rst = False
         self.delivered = False
-        # Inlined simpy.Event.__init__; scheduled by SimNetwork._schedule_delivery.
-        self.env = src.net.env
-        self.callbacks: list[Callable[[Any], None]] = []
-        self._value = None
-        self._ok = True
+        self.callbacks: tuple[Callable[[Any], None], ...] | None = None  # None until scheduled
+
+    _ok = True  # read by simpy, never changed: a packet cannot fail
+    _value = None
 
 
 class SimConnection:
@@ -112,15 +124,15 @@ class SimConnection:
         if self._buffer:
             self._buffer += data
         else:
-            room = self._room()
-            n = len(data)
-            if room >= n:
+            peer = self.peer
+            room = self.net.window - self._in_transit - (len(peer._rbuf) if peer is not None else 0)  # _room()
+            if room >= len(data):
                 self._send(data)
-            else:
-                view = memoryview(data)
-                if room > 0:
-                    self._send(view[:room])
-                self._buffer += view[max(room, 0) :]
+                return  # nothing left in the buffer: no high-water mark to pass
+            view = memoryview(data)
+            if room > 0:
+                self._send(view[:room])
+            self._buffer += view[max(room, 0) :]
         if not self._write_paused and len(self._buffer) > self._high:
             self._write_paused = True
             if self.life.alive:
@@ -189,23 +201,33 @@ class SimConnection:
         return self.net.window - self._in_transit - unread
 
     def _open_chunk(self) -> Chunk:
-        now: float = self.net.env.now
+        now: float = self.net.env._now
         chunk = self._chunk
-        if chunk is not None and chunk.sent_at == now and not chunk.delivered and not chunk.fin and not chunk.rst:
+        if chunk is not None and chunk.sent_at == now and not (chunk.delivered or chunk.fin or chunk.rst):
             return chunk
+        return self._new_chunk(now)
+
+    def _new_chunk(self, now: float) -> Chunk:
         peer = self.peer
         assert peer is not None
         chunk = Chunk(self, peer, now, self.link.profile.latency.sample(self.net.rng))
         if chunk.arrival < self._last_arrival:
             chunk.arrival = self._last_arrival
         self._chunk = chunk
-        self.net._schedule_delivery(chunk)
         return chunk
 
     def _send(self, data: bytes | bytearray | memoryview) -> None:
-        chunk = self._open_chunk()
+        now: float = self.net.env._now
+        chunk = self._chunk
+        if chunk is None or chunk.sent_at != now or chunk.delivered or chunk.fin or chunk.rst:  # _open_chunk()
+            chunk = self._new_chunk(now)
         n = len(data)
-        chunk.data += data
+        if not chunk.data:
+            chunk.data = bytes(data)  # a copy unless it is bytes already: the writer may reuse its buffer
+        elif type(chunk.data) is bytes:
+            chunk.data = bytearray(chunk.data) + data
+        else:
+            chunk.data += data
         self._in_transit += n
         link = self.link
         bandwidth = link.profile.bandwidth
@@ -217,6 +239,10 @@ class SimConnection:
                 chunk.arrival = arrival
         if chunk.arrival > self._last_arrival:
             self._last_arrival = chunk.arrival
+        if chunk.callbacks is None:
+            # Scheduled once its first bytes set its arrival: scheduling it when it
+            # opens would fire it before the bandwidth delay and schedule it twice.
+            self.net._schedule_delivery(chunk)
 
     def _send_control(self, *, fin: bool = False, rst: bool = False) -> None:
         if self.peer is None:
@@ -225,6 +251,8 @@ class SimConnection:
         chunk.fin = chunk.fin or fin
         chunk.rst = chunk.rst or rst
         self._fin_sent = True
+        if chunk.callbacks is None:
+            self.net._schedule_delivery(chunk)
 
     def _send_fin(self) -> None:
         if not self._fin_sent:
@@ -251,25 +279,27 @@ class SimConnection:
 
     def _arrive(self, chunk: Chunk) -> None:
         src = chunk.src
-        src._in_transit -= len(chunk.data)
+        data = chunk.data
+        src._in_transit -= len(data)
         if chunk.rst:
-            if chunk.data and not self._closing and not self._read_paused and self.life.alive:
-                self.handler.data_received(bytes(chunk.data))
+            if data and not self._closing and not self._read_paused and self.life.alive:
+                self.handler.data_received(bytes(data))
             self._reset()
             return
         if self._lost or self._closing:
             pass  # a closed socket drops what arrives
-        elif chunk.data:
+        elif data:
             if self._read_paused or self._rbuf:
-                self._rbuf += chunk.data
+                self._rbuf += data
             elif self.life.alive:
-                self.handler.data_received(bytes(chunk.data))
+                self.handler.data_received(data if type(data) is bytes else bytes(data))
         if chunk.fin and not self._lost:
             if self._read_paused and not self._closing:
                 self._eof_pending = True
             else:
                 self._eof()
-        src._refill()
+        if src._buffer or src._write_paused or src._closing:
+            src._refill()  # the window opened: more may go, or the FIN behind it
 
     def _eof(self) -> None:
         if self._lost:

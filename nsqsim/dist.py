@@ -14,6 +14,9 @@ from typing import Literal
 
 __all__ = ["Dist", "DistKind"]
 
+_exp = math.exp
+_log = math.log
+
 DistKind = Literal["fixed", "uniform", "exponential", "lognormal"]
 
 
@@ -62,16 +65,22 @@ class Dist:
         raise ValueError(f"not a distribution: {spec!r}")
 
     def sample(self, rng: random.Random) -> float:
+        # Most used first: network latency is drawn once per packet.
         kind = self.kind
-        if kind == "fixed":
-            return min(self.low, self.cap)
-        if kind == "uniform":
-            value = rng.uniform(self.low, self.high)
+        if kind == "lognormal":
+            if self.mean > 0:
+                value = _exp(rng.gauss(_log(self.mean), self.sigma))
+                if value < self.low:
+                    value = self.low
+            else:
+                value = self.low
+        elif kind == "uniform":
+            value = self.low + (self.high - self.low) * rng.random()
         elif kind == "exponential":
             value = self.low + (rng.expovariate(1.0 / self.mean) if self.mean > 0 else 0.0)
         else:
-            value = max(self.low, rng.lognormvariate(math.log(self.mean), self.sigma) if self.mean > 0 else 0.0)
-        return min(value, self.cap)
+            value = self.low
+        return value if value < self.cap else self.cap
 
     def scaled(self, factor: float) -> Dist:
         """The same shape, every duration ``factor`` times longer (a slow link)."""

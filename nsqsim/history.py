@@ -12,12 +12,14 @@ that the same seed and configuration give the same bytes.  The types:
                    producer, nsqd, topic, key, defer_ms
 ``publish_ok``     nsqd answered OK: producer, key
 ``publish_failed`` nsqd answered an error, the connection was lost before the
-                   answer (the outcome is then unknown), or the producer had no
-                   connection: producer, key, error
+                   answer (the outcome is then unknown), no nsqd could be
+                   reached, or too many publishes awaited an answer: producer,
+                   key, error (the client's exception, as ``Type: text``)
 ``subscribed``     SUB answered OK: consumer, nsqd, topic, channel
 ``deliver``        a message frame reached a consumer: consumer, nsqd, topic,
                    channel, key, id, attempts
-``fin``, ``req``   the consumer sent FIN / REQ (``delay_ms``) for it
+``fin``, ``req``   the consumer sent FIN / REQ (``delay_ms``) for it; a ``fin``
+                   with ``gave_up`` is the client's, past ``max_attempts``
 ``hold``           the consumer's handler will never answer (nsqd must time it out)
 ``error``          an error frame reached a consumer: consumer, nsqd, error
 ``disconnected``   a consumer or producer connection closed: who, nsqd, error
@@ -36,6 +38,10 @@ that the same seed and configuration give the same bytes.  The types:
 
 A message is named by its ``key`` (``<producer>:<sequence>``, the start of its
 body), since PUB's answer carries no id; ``id`` is nsqd's message id.
+
+``record`` adds an event; the clients' per-message paths append the same
+dicts to ``events`` themselves (``t`` and ``type`` included), which saves a
+call per event on the simulator's hottest paths.
 
 ``load(path)`` reads a history file into a pandas DataFrame (pandas is the
 optional ``analysis`` extra and is imported only there).

@@ -29,9 +29,10 @@ from __future__ import annotations
 import errno
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from heapq import heappush
+from typing import Any, Literal
 
 import simpy
 from simpy.events import NORMAL
@@ -171,6 +172,7 @@ class SimNetwork:
         self._stalled: dict[tuple[str, str], dict[SimConnection, None]] = {}
         self._pending_syns: list[_Syn] = []
         self._partitions: list[Partition] = []
+        self._deliver_callbacks: tuple[Callable[[Chunk], None], ...] = (self._deliver,)
 
     # -- hosts and links ----------------------------------------------------------------
 
@@ -295,16 +297,17 @@ class SimNetwork:
     # -- delivery -----------------------------------------------------------------------
 
     def _schedule_delivery(self, chunk: Chunk) -> None:
-        chunk.callbacks = [self._deliver]
-        delay = chunk.arrival - self.env.now
-        self.env.schedule(chunk, NORMAL, delay if delay > 0 else 0)
+        chunk.callbacks = self._deliver_callbacks
+        env = self.env
+        now: float = env._now
+        arrival = chunk.arrival
+        # env.schedule, inlined: this runs once per packet.
+        queue: list[Any] = env._queue
+        heappush(queue, (arrival if arrival > now else now, NORMAL, next(env._eid), chunk))
 
-    def _deliver(self, event: simpy.Event) -> None:
-        chunk: Chunk = event  # type: ignore[assignment]
-        now: float = self.env.now
-        if chunk.arrival > now:  # the chunk grew after it was scheduled (bandwidth)
-            chunk.callbacks = [self._deliver]
-            self.env.schedule(chunk, NORMAL, chunk.arrival - now)
+    def _deliver(self, chunk: Chunk) -> None:
+        if chunk.arrival > self.env._now:  # the chunk grew after it was scheduled (a write in the same instant)
+            self._schedule_delivery(chunk)
             return
         chunk.delivered = True
         src, dst = chunk.src, chunk.dst

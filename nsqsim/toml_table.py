@@ -47,6 +47,14 @@ class Table:
             raise self._fail(key, "a string")
         return v
 
+    def boolean(self, key: str, default: bool) -> bool:
+        v = self.raw(key)
+        if v is None:
+            return default
+        if not isinstance(v, bool):
+            raise self._fail(key, "true or false")
+        return v
+
     def integer(self, key: str, default: int) -> int:
         v = self.raw(key)
         if v is None:

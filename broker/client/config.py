@@ -20,7 +20,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_USER_AGENT", "OPTIONS", "ClientConfig"]
+__all__ = ["DEFAULT_USER_AGENT", "OPTIONS", "ClientConfig", "doubled"]
 
 DEFAULT_USER_AGENT = "nsqsim"  # the runtime adds "/<version>"
 
@@ -116,11 +116,21 @@ class ClientConfig:
 
     def backoff_duration(self, level: int) -> float:
         """go-nsq's exponential strategy: ``backoff_multiplier * 2**level``, capped."""
-        return min(self.backoff_multiplier * float(2**level), self.max_backoff_duration)
+        return min(doubled(self.backoff_multiplier, level), self.max_backoff_duration)
+
+    def reconnect_pause(self, failures: int) -> float:
+        """The pause after ``failures`` failed tries in a row: ``reconnect_delay`` doubling, capped."""
+        return min(doubled(self.reconnect_delay, failures - 1), self.max_reconnect_delay)
 
     def requeue_delay(self, attempts: int) -> float:
         """go-nsq's default requeue delay: ``default_requeue_delay * attempts``, capped."""
         return min(self.default_requeue_delay * attempts, self.max_requeue_delay)
+
+
+def doubled(base: float, times: int) -> float:
+    """``base * 2**times``, at worst inf: a failure streak is unbounded, and an int
+    power of two past 2**1023 cannot be converted to a float (OverflowError)."""
+    return base * 2.0 ** max(0, min(times, 1023))
 
 
 def _ms_or_disabled(seconds: float) -> int:

@@ -268,6 +268,12 @@ class NSQConnection:
     # -- frames in ------------------------------------------------------------------------
 
     def _on_response(self, data: bytes) -> None:
+        if data == v2.OK and self._pending:
+            # The common case first: an answer to a publish (publishes wait only once READY).
+            self._pending.popleft()(None)
+            if self._state is ConnState.DRAINING:
+                self._maybe_drained()
+            return
         if data == v2.HEARTBEAT:
             self._write(b"NOP\n")
             return
@@ -286,10 +292,6 @@ class NSQConnection:
             self._log("INFO", "received CLOSE_WAIT from nsqd")
             self._state = ConnState.DRAINING
             self._maybe_drained()
-        elif data == v2.OK and self._pending:
-            self._pending.popleft()(None)
-            if self._state is ConnState.DRAINING:
-                self._maybe_drained()
         else:
             self.abort(ProtocolViolation(f"unexpected response {data[:64]!r} in state {state.name}"))
 

@@ -47,7 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from broker.client.address import split_address
-from broker.client.config import ClientConfig
+from broker.client.config import ClientConfig, doubled
 from broker.client.conn import NSQConnection
 from broker.client.errors import ClosedError, NSQError
 from broker.client.lookupd import LookupdPoller
@@ -88,6 +88,7 @@ class ConsumerCore:
         on_closed: Callable[[], None] | None = None,
         on_ready: Callable[[NSQConnection], None] | None = None,
         on_disconnect: Callable[[NSQConnection, BaseException | None], None] | None = None,
+        on_error: Callable[[NSQConnection, NSQError], None] | None = None,
         logger: Logger | None = None,
     ) -> None:
         if not is_valid_topic_name(topic):
@@ -105,6 +106,7 @@ class ConsumerCore:
         self._on_closed = on_closed
         self._on_ready = on_ready
         self._on_disconnect = on_disconnect
+        self._on_error = on_error
         self._logger = logger
         self._max_in_flight = config.max_in_flight
         self._conns: dict[str, NSQConnection] = {}  # insertion order = connection order
@@ -281,7 +283,9 @@ class ConsumerCore:
             self._backoff_signal(+1 if backoff else 0)
 
     def on_error(self, conn: NSQConnection, err: NSQError) -> None:
-        pass  # the connection logged it; a fatal one closes the connection and on_close follows
+        # The connection logged it; a fatal one closes the connection and on_close follows.
+        if self._on_error is not None:
+            self._on_error(conn, err)
 
     def on_close(self, conn: NSQConnection, exc: BaseException | None) -> None:
         address = conn.address
@@ -301,7 +305,7 @@ class ConsumerCore:
         elif address in self._nsqd_addresses and address not in self._reconnect_timers:
             failures = self._failures.get(address, 0)
             self._failures[address] = failures + 1
-            delay = min(self.config.reconnect_delay * 2**failures, self.config.max_reconnect_delay)
+            delay = self.config.reconnect_pause(failures + 1)
             self._log("INFO", f"({address}) re-connecting in {delay:g}s")
             self._reconnect_timers[address] = self._clock.call_later(delay, lambda: self._reconnect(address))
 
@@ -397,7 +401,7 @@ class ConsumerCore:
         if change < 0 and level > 0:
             level -= 1
             updated = True
-        elif change > 0 and self.config.backoff_multiplier * 2 ** (level + 1) <= self.config.max_backoff_duration:
+        elif change > 0 and doubled(self.config.backoff_multiplier, level + 1) <= self.config.max_backoff_duration:
             level += 1
             updated = True
         self._backoff_level = level

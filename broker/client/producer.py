@@ -52,13 +52,29 @@ def _check_topic(topic: str) -> None:
 def encode_pub(topic: str, body: bytes) -> bytes:
     """PUB, validated here so a bad argument never costs the connection (nsqd closes on it)."""
     _check_topic(topic)
+    return _pub(topic, body)
+
+
+def encode_mpub(topic: str, bodies: Sequence[bytes]) -> bytes:
+    _check_topic(topic)
+    return _mpub(topic, bodies)
+
+
+def encode_dpub(topic: str, delay_ms: int, body: bytes) -> bytes:
+    _check_topic(topic)
+    return _dpub(topic, delay_ms, body)
+
+
+# The encoders after the topic check, which ProducerCore makes once per topic.
+
+
+def _pub(topic: str, body: bytes) -> bytes:
     if not body:
         raise ValueError("a message body must not be empty")
     return v2.encode_pub(topic, body)
 
 
-def encode_mpub(topic: str, bodies: Sequence[bytes]) -> bytes:
-    _check_topic(topic)
+def _mpub(topic: str, bodies: Sequence[bytes]) -> bytes:
     if not bodies:
         raise ValueError("MPUB needs at least one message")
     if not all(bodies):
@@ -66,8 +82,7 @@ def encode_mpub(topic: str, bodies: Sequence[bytes]) -> bytes:
     return v2.encode_mpub(topic, list(bodies))
 
 
-def encode_dpub(topic: str, delay_ms: int, body: bytes) -> bytes:
-    _check_topic(topic)
+def _dpub(topic: str, delay_ms: int, body: bytes) -> bytes:
     if not body:
         raise ValueError("a message body must not be empty")
     if delay_ms < 0:
@@ -87,6 +102,7 @@ class ProducerCore:
         on_ready: Callable[[NSQConnection], None] | None = None,
         on_round_failed: Callable[[BaseException | None], None] | None = None,
         on_closed: Callable[[], None] | None = None,
+        on_disconnect: Callable[[NSQConnection, BaseException | None], None] | None = None,
     ) -> None:
         if not addresses:
             raise ValueError("a producer needs at least one nsqd address")
@@ -100,6 +116,7 @@ class ProducerCore:
         self._on_ready = on_ready
         self._on_round_failed = on_round_failed
         self._on_closed = on_closed
+        self._on_disconnect = on_disconnect
         self._index = 0
         self._conn: NSQConnection | None = None
         self._connecting: NSQConnection | None = None
@@ -111,6 +128,7 @@ class ProducerCore:
         self._eager = False
         self._closing = False
         self._closed_fired = False
+        self._checked_topic = ""  # the last topic name found valid
 
     @property
     def connection(self) -> NSQConnection | None:
@@ -133,13 +151,23 @@ class ProducerCore:
         self._ensure()
 
     def pub(self, topic: str, body: bytes, on_done: AckCallback) -> None:
-        self.publish(encode_pub(topic, body), on_done)
+        self._check_topic(topic)
+        self.publish(_pub(topic, body), on_done)
 
     def mpub(self, topic: str, bodies: Sequence[bytes], on_done: AckCallback) -> None:
-        self.publish(encode_mpub(topic, bodies), on_done)
+        self._check_topic(topic)
+        self.publish(_mpub(topic, bodies), on_done)
 
     def dpub(self, topic: str, delay_ms: int, body: bytes, on_done: AckCallback) -> None:
-        self.publish(encode_dpub(topic, delay_ms, body), on_done)
+        self._check_topic(topic)
+        self.publish(_dpub(topic, delay_ms, body), on_done)
+
+    def _check_topic(self, topic: str) -> None:
+        # The name's regex costs more than encoding the PUB: check a topic once
+        # while the producer keeps publishing to it.
+        if topic != self._checked_topic:
+            _check_topic(topic)
+            self._checked_topic = topic
 
     def publish(self, command: bytes, on_done: AckCallback) -> None:
         """Send an encoded publish command; ``on_done`` hears nsqd's answer."""
@@ -245,6 +273,8 @@ class ProducerCore:
 
     def on_close(self, conn: NSQConnection, exc: BaseException | None) -> None:
         n = len(self.addresses)
+        if self._on_disconnect is not None:
+            self._on_disconnect(conn, exc)
         if conn is self._conn:
             self._conn = None
             self._index = (self._index + 1) % n
@@ -263,7 +293,7 @@ class ProducerCore:
                 if self._on_round_failed is not None:
                     self._on_round_failed(exc)
                 if self._eager and not self._closing:
-                    delay = min(self.config.reconnect_delay * 2 ** (self._rounds - 1), self.config.max_reconnect_delay)
+                    delay = self.config.reconnect_pause(self._rounds)
                     self._log("WARN", f"no nsqd reachable; retrying in {delay:g}s")
                     self._retry_timer = self._clock.call_later(delay, self._retry)
         self._draining.discard(conn)

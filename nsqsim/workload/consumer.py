@@ -1,92 +1,126 @@
-"""A simulated consumer: discovery, one connection per nsqd, RDY, and a handler that may misbehave."""
+"""A simulated consumer: the client's ``ConsumerCore`` around a handler that may misbehave.
+
+The core does what it does for any user: discovery (nsqlookupd's
+``/lookup``, or a fixed list of nsqd), one connection per nsqd, IDENTIFY and
+SUB, heartbeats and the read deadline, RDY over the connections, backoff,
+giving up after ``max_attempts``, reconnecting.  The simulator supplies the
+handler, which draws for each message what it will do: finish, requeue
+(with a drawn delay, backing off or not), never answer (nsqd must time the
+message out), or crash the whole consumer process; it answers after a
+handling time drawn from ``handler_time``.  Handlers that finish within the
+same ``handler_tick`` answer in one timer, so their FINs leave in one write,
+as a busy consumer's do.  A stalled consumer's handlers stop returning until
+it resumes.  A crashed process loses what it had not written yet (its FINs
+of that tick), and comes back as a new process, with a new client, after
+``restart_after``.
+
+Every answer is recorded only if it is really sent: an answer for a
+connection that has closed is dropped by the client and recorded by nobody,
+so the checkers never credit a FIN that nsqd could not have seen.
+"""
 
 from __future__ import annotations
 
 import bisect
 import itertools
-import json
 import math
 import random
 from typing import TYPE_CHECKING
 
-from broker.ports import Timer
-from broker.wire import v2
+from broker.client.conn import ConnState, NSQConnection
+from broker.client.consumer import ConsumerCore
+from broker.client.errors import NSQError
+from broker.client.message import Message
 from nsqsim.clock import Life, SimClock
 from nsqsim.config import NSQD_TCP_PORT, ConsumerConfig
-from nsqsim.http_get import HTTPGet
 from nsqsim.network import SimNetwork
-from nsqsim.workload.wire import NOP, Client, Wire, error_text, identify, message_key
+from nsqsim.workload.process import ClientProcess, error_text, host_of, message_key
 
 if TYPE_CHECKING:
     from nsqsim.history import History
 
 __all__ = ["Consumer"]
 
-
-class _Sub:
-    """A consumer's connection to one nsqd."""
-
-    __slots__ = ("rdy", "state", "wire")
-
-    def __init__(self, wire: Wire) -> None:
-        self.wire = wire
-        self.state = "identifying"  # -> subscribing -> subscribed
-        self.rdy = 0
-
-
 _FINISH, _REQUEUE, _TIMEOUT, _CRASH = range(4)
-# A message being handled: (action, connection, process life, key, id text, id bytes).
-_Work = tuple[int, Wire, Life, str, str, bytes]
+# A message being handled: (action, message, the connection it came on, its nsqd host, process life, key, id text).
+_Work = tuple[int, Message, NSQConnection, str, Life, str, str]
 
 
-class Consumer(Client):
+class Consumer(ClientProcess):
     def __init__(
         self,
         host: str,
         cfg: ConsumerConfig,
         nsqd_hosts: list[str],
-        lookupd_hosts: list[tuple[str, int]],
+        lookupd_addresses: list[str],
         net: SimNetwork,
         clock: SimClock,
         rng: random.Random,
+        client_rng: random.Random,
         history: History,
     ) -> None:
-        super().__init__(host, net, clock, rng, history)
+        super().__init__(host, net, clock)
         self.cfg = cfg
         self.nsqd_hosts = nsqd_hosts  # the fixed list, for direct discovery
-        self.lookupd_hosts = lookupd_hosts
-        self.subs: dict[str, _Sub] = {}  # nsqd host -> connection, in the order they were made
-        self.known: dict[str, None] = {}  # nsqd hosts discovery currently reports
+        self.lookupd_addresses = lookupd_addresses  # "host:port" of each nsqlookupd's HTTP API
+        self.rng = rng  # the handler's draws
+        self.client_rng = client_rng  # the client core's (backoff, low-RDY rotation)
+        self.history = history
+        self.core: ConsumerCore | None = None
         self.running = False
         self.stalled = False
         self.crashed = False
+        # nsqd address -> its subscribed connection, and the nsqd's host name
+        self._conns: dict[str, tuple[NSQConnection, str]] = {}
         self._stalled_work: list[_Work] = []
         weights = cfg.behaviour.weights()
         total = sum(weights)
         self._cumulative = [w / total for w in itertools.accumulate(weights)]
         self._due: dict[float, list[_Work]] = {}  # handler completions by tick
-        self._poll: Timer | None = None
+        self._config = self.client_config(
+            max_in_flight=cfg.max_in_flight,
+            max_attempts=cfg.max_attempts,
+            heartbeat_interval=cfg.heartbeat_interval,
+            # Two heartbeats missed, and a second of slack, and the connection is dead.
+            read_timeout=2 * cfg.heartbeat_interval + 1.0,
+            msg_timeout=cfg.msg_timeout if cfg.msg_timeout > 0 else None,
+            lookupd_poll_interval=cfg.lookup_interval,
+            lookupd_poll_timeout=cfg.lookup_timeout,
+            reconnect_delay=cfg.reconnect_delay,
+            max_reconnect_delay=cfg.max_reconnect_delay,
+        )
 
     # -- life cycle -------------------------------------------------------------------
 
     def start(self) -> None:
         self.running = True
         self.crashed = False
+        core = ConsumerCore(
+            self.cfg.topic,
+            self.cfg.channel,
+            self._config,
+            clock=self.clock,
+            network=self.network,
+            random=self.client_rng,
+            on_message=self._message,
+            on_give_up=self._give_up,
+            on_ready=self._subscribed,
+            on_disconnect=self._disconnected,
+            on_error=self._error,
+        )
+        self.core = core
         if self.cfg.discovery == "direct":
             for host in self.nsqd_hosts:
-                self.known[host] = None
-                self._connect(host)
+                core.connect_to_nsqd(f"{host}:{NSQD_TCP_PORT}")
         else:
-            self._lookup()
+            for address in self.lookupd_addresses:
+                core.connect_to_lookupd(address)
 
     def stop(self) -> None:
-        """Stop consuming: close every connection (nsqd requeues what was in flight)."""
+        """Stop consuming, as the client stops: CLS everywhere, answer what is held, close."""
         self.running = False
-        if self._poll is not None:
-            self._poll.cancel()
-            self._poll = None
-        for sub in list(self.subs.values()):
-            sub.wire.drop("consumer stopping")
+        if self.core is not None:
+            self.core.stop()
 
     def stall(self) -> None:
         """The handler stops returning: work already decided waits until ``unstall``."""
@@ -109,10 +143,9 @@ class Consumer(Client):
         self.crashed = True
         self.history.record("consumer_crash", consumer=self.host)
         self.net.kill(self.life)
-        self.subs.clear()
-        self.known.clear()
+        self.core = None
+        self._conns.clear()
         self._due.clear()
-        self._poll = None
         self._stalled_work.clear()
         self.stalled = False
         self.new_life()
@@ -124,129 +157,65 @@ class Consumer(Client):
         self.history.record("consumer_restart", consumer=self.host)
         self.start()
 
-    # -- discovery --------------------------------------------------------------------
+    # -- what the client core reports ---------------------------------------------------
 
-    def _lookup(self) -> None:
-        self._poll = None
-        if not self.running:
-            return
-        pending = len(self.lookupd_hosts)
-        found: dict[str, None] = {}
-        life = self.life
-
-        def answered(status: int | None, body: bytes) -> None:
-            nonlocal pending
-            if life is not self.life:
-                return
-            pending -= 1
-            if status == 200:
-                try:
-                    doc = json.loads(body)
-                    for p in doc.get("producers", []):
-                        host = p.get("broadcast_address")
-                        if isinstance(host, str) and host:
-                            found[host] = None
-                except (ValueError, AttributeError):
-                    pass
-            if pending == 0:
-                self._discovered(found)
-
-        for host, port in self.lookupd_hosts:
-            target = f"/lookup?topic={self.cfg.topic}"
-            self.dial_handler(HTTPGet(f"{host}:{port}", target, self.clock, answered), host, port)
-        self._poll = self.clock.call_later(self.cfg.lookup_interval, self._lookup)
-
-    def dial_handler(self, handler: HTTPGet, host: str, port: int) -> None:
-        self.net.host(self.host, self.life).connect(host, port, handler)
-
-    def _discovered(self, found: dict[str, None]) -> None:
-        if not self.running:
-            return
-        # go-nsq adds what lookupd reports and keeps connections lookupd stopped reporting.
-        for host in sorted(found):
-            self.known[host] = None
-            if host not in self.subs:
-                self._connect(host)
-
-    # -- connections ------------------------------------------------------------------
-
-    def _connect(self, host: str) -> None:
-        if not self.running or host in self.subs:
-            return
-        wire = Wire(self, host, 2 * self.cfg.heartbeat_interval + 1.0)
-        self.subs[host] = _Sub(wire)
-        self.dial(wire, host, NSQD_TCP_PORT)
-
-    def wire_made(self, wire: Wire) -> None:
+    def _subscribed(self, conn: NSQConnection) -> None:
+        nsqd = host_of(conn.address)
+        self._conns[conn.address] = (conn, nsqd)
         cfg = self.cfg
-        wire.write(identify(self.host, self.host, cfg.heartbeat_interval, cfg.msg_timeout))
+        self.history.record("subscribed", consumer=self.host, nsqd=nsqd, topic=cfg.topic, channel=cfg.channel)
 
-    def wire_frame(self, wire: Wire, frame_type: int, data: bytes) -> None:
-        sub = self.subs.get(wire.nsqd)
-        if sub is None or sub.wire is not wire:
-            return
-        if frame_type == v2.FRAME_MESSAGE:
-            self._message(sub, data)
-        elif frame_type == v2.FRAME_RESPONSE:
-            if data == v2.HEARTBEAT:
-                wire.write(NOP)
-            elif sub.state == "identifying":
-                sub.state = "subscribing"
-                wire.write(v2.encode_command(b"SUB", self.cfg.topic.encode(), self.cfg.channel.encode()))
-            elif sub.state == "subscribing" and data == v2.OK:
-                sub.state = "subscribed"
-                self.history.record("subscribed", consumer=self.host, nsqd=wire.nsqd, topic=self.cfg.topic, channel=self.cfg.channel)
-                self._spread_rdy()
-        else:
-            text = data.decode("utf-8", "replace")
-            self.history.record("error", consumer=self.host, nsqd=wire.nsqd, error=text)
-            if sub.state != "subscribed":
-                wire.drop(f"setup failed: {text}")
+    def _disconnected(self, conn: NSQConnection, exc: BaseException | None) -> None:
+        sub = self._conns.get(conn.address)
+        if sub is not None and sub[0] is conn:
+            del self._conns[conn.address]
+        self.history.record("disconnected", who=self.host, nsqd=host_of(conn.address), error=error_text(exc))
 
-    def wire_lost(self, wire: Wire, exc: Exception | None) -> None:
-        sub = self.subs.get(wire.nsqd)
-        if sub is None or sub.wire is not wire:
-            return
-        del self.subs[wire.nsqd]
-        self.history.record("disconnected", who=self.host, nsqd=wire.nsqd, error=error_text(exc))
-        self._spread_rdy()
-        if self.running and self.cfg.discovery == "direct":
-            self.clock.call_later(self.cfg.reconnect_delay, lambda: self._connect(wire.nsqd))
-        # With lookupd, the next poll dials it again while lookupd still lists it.
-        elif self.running:
-            self.known.pop(wire.nsqd, None)
+    def _error(self, conn: NSQConnection, err: NSQError) -> None:
+        self.history.record("error", consumer=self.host, nsqd=host_of(conn.address), error=str(err))
 
-    def _spread_rdy(self) -> None:
-        subscribed = [s for s in self.subs.values() if s.state == "subscribed"]
-        if not subscribed:
-            return
-        share = max(1, self.cfg.max_in_flight // len(subscribed))
-        for sub in subscribed:
-            if sub.rdy != share:
-                sub.rdy = share
-                sub.wire.write(v2.encode_command(b"RDY", str(share).encode()))
+    def _give_up(self, msg: Message) -> None:
+        # The client finishes it without handling it (go-nsq's LogFailedMessage).
+        _conn, nsqd, key, mid = self._delivered(msg)
+        self.history.record("fin", consumer=self.host, nsqd=nsqd, channel=self.cfg.channel, key=key, id=mid, gave_up=True)
 
-    # -- handling messages ------------------------------------------------------------
-
-    def _message(self, sub: _Sub, data: bytes) -> None:
-        _ts, attempts, msg_id, body = v2.decode_message(data)
-        key = message_key(body)
+    def _delivered(self, msg: Message) -> tuple[NSQConnection, str, str, str]:
+        """Record the delivery; the connection it came on, its nsqd, the message's key and id."""
+        # A message arrives only on a subscribed connection, which _subscribed noted.
+        conn, nsqd = self._conns[msg.nsqd_address]
+        key = message_key(msg.body)
+        mid = msg.id.decode("ascii", "replace")
         cfg = self.cfg
-        wire = sub.wire
-        mid = msg_id.decode("ascii", "replace")
-        self.history.record(
-            "deliver", consumer=self.host, nsqd=wire.nsqd, topic=cfg.topic, channel=cfg.channel, key=key, id=mid, attempts=attempts
+        self.history.events.append(  # record(), inlined: this runs per delivery
+            {
+                "t": self.clock.now(),
+                "type": "deliver",
+                "consumer": self.host,
+                "nsqd": nsqd,
+                "topic": cfg.topic,
+                "channel": cfg.channel,
+                "key": key,
+                "id": mid,
+                "attempts": msg.attempts,
+            }
         )
+        return conn, nsqd, key, mid
+
+    # -- the handler --------------------------------------------------------------------
+
+    def _message(self, msg: Message) -> None:
+        conn, nsqd, key, mid = self._delivered(msg)
+        cfg = self.cfg
         rng = self.rng
-        action = min(bisect.bisect_right(self._cumulative, rng.random()), 3)
-        delay = cfg.handler_time.sample(rng)
-        work: _Work = (action, wire, self.life, key, mid, msg_id)
+        action = bisect.bisect_right(self._cumulative, rng.random())
+        if action > _CRASH:
+            action = _CRASH  # rounding left the last cumulative weight a hair below 1
+        work: _Work = (action, msg, conn, nsqd, self.life, key, mid)
         if self.stalled:
             self._stalled_work.append(work)
             return
-        # Handlers finishing in the same tick answer together, so their FINs share
-        # one write (and one simulated packet), as a busy go-nsq consumer's do.
-        when = self.clock.now() + delay
+        now = self.clock.now()
+        when = now + cfg.handler_time.sample(rng)
         tick = cfg.handler_tick
         if tick > 0:
             when = math.ceil(when / tick) * tick
@@ -255,35 +224,29 @@ class Consumer(Client):
             batch.append(work)
             return
         self._due[when] = [work]
-        self.clock.call_later(when - self.clock.now(), lambda: self._finish_handlers(when))
-
-    def _finish_handlers(self, when: float) -> None:
-        self._do(self._due.pop(when, []))
+        self.clock.call_later(when - now, lambda: self._do(self._due.pop(when, [])))
 
     def _do(self, batch: list[_Work]) -> None:
         cfg = self.cfg
-        record = self.history.record
-        out: dict[Wire, bytearray] = {}
+        host, channel = self.host, cfg.channel
+        events = self.history.events
+        now = self.clock.now()
         for work in batch:
-            action, wire, life, key, mid, msg_id = work
-            if life is not self.life or wire.closed:
-                continue
+            action, msg, conn, nsqd, life, key, mid = work
+            if life is not self.life or conn.state is ConnState.CLOSED:
+                continue  # an older process's, or the connection is gone: nothing can be sent
             if self.stalled:
                 self._stalled_work.append(work)
                 continue
             if action == _FINISH:
-                record("fin", consumer=self.host, nsqd=wire.nsqd, channel=cfg.channel, key=key, id=mid)
-                out.setdefault(wire, bytearray()).extend(b"FIN " + msg_id + b"\n")
+                events.append({"t": now, "type": "fin", "consumer": host, "nsqd": nsqd, "channel": channel, "key": key, "id": mid})
+                msg.finish()
             elif action == _REQUEUE:
                 delay_ms = int(cfg.requeue_delay.sample(self.rng) * 1000)
-                record("req", consumer=self.host, nsqd=wire.nsqd, channel=cfg.channel, key=key, id=mid, delay_ms=delay_ms)
-                out.setdefault(wire, bytearray()).extend(v2.encode_command(b"REQ", msg_id, str(delay_ms).encode()))
+                self.history.record("req", consumer=host, nsqd=nsqd, channel=channel, key=key, id=mid, delay_ms=delay_ms)
+                msg.requeue(delay_ms / 1000, backoff=cfg.requeue_backoff)
             elif action == _TIMEOUT:
-                record("hold", consumer=self.host, nsqd=wire.nsqd, channel=cfg.channel, key=key, id=mid)
+                self.history.record("hold", consumer=host, nsqd=nsqd, channel=channel, key=key, id=mid)
             else:
-                for w, data in out.items():
-                    w.write(bytes(data))
                 self.crash()
                 return
-        for w, data in out.items():
-            w.write(bytes(data))

@@ -1,17 +1,26 @@
-"""A simulated producer: one connection to its nsqd, publishing at its rate."""
+"""A simulated producer: the client's ``ProducerCore`` publishing at a rate, and what it saw.
+
+The application around the core draws arrivals (Poisson or fixed spacing),
+message sizes and DPUB delays, and keeps at most ``max_outstanding``
+publishes unanswered (a later one fails at once, as an application that
+bounds its pipeline would fail it).  Everything else is the client's:
+connecting, IDENTIFY, heartbeats and the read deadline, queueing publishes
+while no connection is up, reconnecting, and failing the unanswered
+publishes of a lost connection.
+"""
 
 from __future__ import annotations
 
 import random
-from collections import deque
 from typing import TYPE_CHECKING
 
-from broker.ports import Timer
-from broker.wire import v2
+from broker.client.conn import NSQConnection
+from broker.client.errors import NSQClientError
+from broker.client.producer import ProducerCore
 from nsqsim.clock import SimClock, SimTimer
 from nsqsim.config import NSQD_TCP_PORT, ProducerConfig
 from nsqsim.network import SimNetwork
-from nsqsim.workload.wire import NOP, PADDING, Client, Wire, error_text, identify
+from nsqsim.workload.process import ClientProcess, error_text, message_body
 
 if TYPE_CHECKING:
     from nsqsim.history import History
@@ -19,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["Producer"]
 
 
-class Producer(Client):
+class Producer(ClientProcess):
     def __init__(
         self,
         host: str,
@@ -30,123 +39,114 @@ class Producer(Client):
         rng: random.Random,
         history: History,
     ) -> None:
-        super().__init__(host, net, clock, rng, history)
+        super().__init__(host, net, clock)
         self.cfg = cfg
         self.nsqd = nsqd
+        self.rng = rng
+        self.history = history
         self.seq = 0
-        self.wire: Wire | None = None
-        self.ready = False
-        self.outstanding: deque[list[str]] = deque()  # the keys of each unanswered PUB/MPUB
+        self.outstanding = 0  # publishes handed to the core and not yet answered
         self.running = False
+        self.core: ProducerCore | None = None
         self._next: SimTimer | None = None
-        self._redial: Timer | None = None
+        self._gap = cfg.batch / cfg.rate  # seconds between publishes (PUB, or MPUB of ``batch``)
+        self._rate = 1.0 / self._gap
+        self._poisson = cfg.arrival == "poisson"
+        self._config = self.client_config(
+            heartbeat_interval=cfg.heartbeat_interval,
+            read_timeout=cfg.read_timeout,
+            reconnect_delay=cfg.reconnect_delay,
+            max_reconnect_delay=cfg.max_reconnect_delay,
+            max_queued_publishes=cfg.max_outstanding,
+        )
 
     def start(self) -> None:
         self.running = True
-        self._connect()
+        core = ProducerCore(
+            [f"{self.nsqd}:{NSQD_TCP_PORT}"],
+            self._config,
+            clock=self.clock,
+            network=self.network,
+            on_disconnect=self._disconnected,
+        )
+        self.core = core
+        core.start()
         self._schedule_next()
 
     def stop(self) -> None:
-        """Stop publishing; the connection stays for the answers still due."""
+        """Stop publishing; the client collects the answers still due, then closes."""
         self.running = False
         if self._next is not None:
             self._next.cancel()
             self._next = None
+        if self.core is not None:
+            self.core.close()
 
     # -- publishing -------------------------------------------------------------------
 
     def _schedule_next(self) -> None:
-        cfg = self.cfg
-        rate = cfg.rate / cfg.batch  # publishes (PUB, or MPUB of ``batch``) per second
-        gap = self.rng.expovariate(rate) if cfg.arrival == "poisson" else 1.0 / rate
+        gap = self.rng.expovariate(self._rate) if self._poisson else self._gap
         self._next = self.clock.call_later(gap, self._publish)
 
     def _publish(self) -> None:
         self._next = None
-        if not self.running:
+        core = self.core
+        if not self.running or core is None:
             return
         cfg = self.cfg
         rng = self.rng
-        record = self.history.record
-        wire = self.wire
-        if wire is None or not self.ready:
-            error = "not connected"
-        elif len(self.outstanding) >= cfg.max_outstanding:
-            error = "too many unanswered publishes"
-        else:
-            error = ""
-        keys: list[str] = []
-        bodies: list[bytes] = []
+        now = self.clock.now()
+        append = self.history.events.append  # record(), inlined: this runs per message
+        host, nsqd, topic = self.host, self.nsqd, cfg.topic
         defer_ms = 0
         if cfg.batch == 1 and cfg.defer_fraction > 0 and rng.random() < cfg.defer_fraction:
             defer_ms = max(1, int(cfg.defer.sample(rng) * 1000))
+        keys: list[str] = []
+        bodies: list[bytes] = []
+        size = cfg.size
         for _ in range(cfg.batch):
             self.seq += 1
-            key = f"{self.host}:{self.seq}"
+            key = f"{host}:{self.seq}"
             keys.append(key)
-            record("publish", producer=self.host, nsqd=self.nsqd, topic=cfg.topic, key=key, defer_ms=defer_ms)
-            size = max(int(cfg.size.sample(rng)), len(key) + 1)
-            if not error:
-                head = key.encode() + b"|"
-                pad = size - len(head)
-                bodies.append(head + (PADDING[:pad] if pad <= len(PADDING) else b"x" * pad))
-        if error:
+            append({"t": now, "type": "publish", "producer": host, "nsqd": nsqd, "topic": topic, "key": key, "defer_ms": defer_ms})
+            bodies.append(message_body(key, int(size.sample(rng))))
+        if self.outstanding >= cfg.max_outstanding:
             for key in keys:
-                record("publish_failed", producer=self.host, key=key, error=error)
+                append({"t": now, "type": "publish_failed", "producer": host, "key": key, "error": "too many unanswered publishes"})
         else:
-            assert wire is not None
+            self.outstanding += 1
+            answered = _Answer(self, keys).answered
             if cfg.batch > 1:
-                cmd = v2.encode_mpub(cfg.topic, bodies)
+                core.mpub(topic, bodies, answered)
             elif defer_ms:
-                cmd = v2.encode_dpub(cfg.topic, defer_ms, bodies[0])
+                core.dpub(topic, defer_ms, bodies[0], answered)
             else:
-                cmd = v2.encode_pub(cfg.topic, bodies[0])
-            self.outstanding.append(keys)
-            wire.write(cmd)
+                core.pub(topic, bodies[0], answered)
         self._schedule_next()
 
-    # -- the connection ----------------------------------------------------------------
-
-    def _connect(self) -> None:
-        self._redial = None
-        if self.wire is not None:
-            return
-        self.wire = Wire(self, self.nsqd, self.cfg.read_timeout)
-        self.dial(self.wire, self.nsqd, NSQD_TCP_PORT)
-
-    def wire_made(self, wire: Wire) -> None:
-        wire.write(identify(self.host, self.host, self.cfg.heartbeat_interval))
-
-    def wire_frame(self, wire: Wire, frame_type: int, data: bytes) -> None:
-        if frame_type == v2.FRAME_RESPONSE and data == v2.HEARTBEAT:
-            wire.write(NOP)
-            return
-        if not self.ready:
-            if frame_type == v2.FRAME_RESPONSE:
-                self.ready = True  # IDENTIFY's answer
-            else:
-                wire.drop(f"IDENTIFY failed: {data.decode('utf-8', 'replace')}")
-            return
-        if not self.outstanding:
-            return
-        keys = self.outstanding.popleft()
-        if frame_type == v2.FRAME_RESPONSE and data == v2.OK:
-            for key in keys:
-                self.history.record("publish_ok", producer=self.host, key=key)
-        else:
-            error = data.decode("utf-8", "replace")
-            for key in keys:
-                self.history.record("publish_failed", producer=self.host, key=key, error=error)
-
-    def wire_lost(self, wire: Wire, exc: Exception | None) -> None:
-        if wire is not self.wire:
-            return
-        self.wire = None
-        self.ready = False
-        error = f"connection lost ({error_text(exc)})"
+    def _disconnected(self, conn: NSQConnection, exc: BaseException | None) -> None:
         self.history.record("disconnected", who=self.host, nsqd=self.nsqd, error=error_text(exc))
-        while self.outstanding:
-            for key in self.outstanding.popleft():
-                self.history.record("publish_failed", producer=self.host, key=key, error=error)
-        if self.running and self._redial is None:
-            self._redial = self.clock.call_later(self.cfg.reconnect_delay, self._connect)
+
+
+class _Answer:
+    """Hears nsqd's answer to one publish and records it for each of its messages."""
+
+    __slots__ = ("keys", "producer")
+
+    def __init__(self, producer: Producer, keys: list[str]) -> None:
+        self.producer = producer
+        self.keys = keys
+
+    def answered(self, err: NSQClientError | None) -> None:
+        producer = self.producer
+        producer.outstanding -= 1
+        append = producer.history.events.append
+        t = producer.clock.now()
+        host = producer.host
+        if err is None:
+            for key in self.keys:
+                append({"t": t, "type": "publish_ok", "producer": host, "key": key})
+        else:
+            error = error_text(err)
+            for key in self.keys:
+                append({"t": t, "type": "publish_failed", "producer": host, "key": key, "error": error})

@@ -187,6 +187,26 @@ def test_messages_past_max_attempts_are_given_up_and_finished() -> None:
     assert h.core.stats().messages_given_up == 1
 
 
+def test_error_frames_reach_on_error_and_a_non_fatal_one_keeps_the_connection() -> None:
+    # The simulator's checkers need E_FIN_FAILED with its message id, as nsqd sent it.
+    errors: list[tuple[str, str]] = []
+    h = Harness()
+    h.core = ConsumerCore(
+        "t",
+        "c",
+        CONFIG,
+        clock=h.clock,
+        network=h.net,
+        random=FakeRandom([0.0]),
+        on_message=h.handled.append,
+        on_error=lambda conn, err: errors.append((conn.address, str(err))),
+    )
+    a = h.nsqd("127.0.0.1:4150")
+    a.error("E_FIN_FAILED FIN 0000000000000001 failed")
+    assert errors == [("127.0.0.1:4150", "E_FIN_FAILED FIN 0000000000000001 failed")]
+    assert not a.closed() and len(h.core.connections) == 1
+
+
 def test_a_lost_direct_nsqd_is_redialled_with_doubling_delays() -> None:
     h = Harness(CONFIG.replace(reconnect_delay=1.0, max_reconnect_delay=4.0))
     a = h.nsqd("127.0.0.1:4150")
@@ -202,6 +222,15 @@ def test_a_lost_direct_nsqd_is_redialled_with_doubling_delays() -> None:
     h.clock.advance(4)
     h.net.accept(h.clock).handshake()
     assert len(h.core.connections) == 1
+
+
+def test_a_direct_nsqd_refused_for_ever_is_redialled_at_the_cap() -> None:
+    h = Harness(CONFIG.replace(reconnect_delay=1.0, max_reconnect_delay=4.0))
+    h.core.connect_to_nsqd("127.0.0.1:4150")
+    for _ in range(1200):  # 2**1200 is past what a float holds
+        h.net.refuse()
+        h.clock.advance(4.0)
+    assert len(h.net.attempts) == 1
 
 
 def test_stop_sends_cls_everywhere_and_closes_when_drained() -> None:

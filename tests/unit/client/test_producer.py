@@ -157,6 +157,23 @@ def test_a_publish_during_a_retry_pause_tries_at_once() -> None:
     assert len(h.net.attempts) == 1
 
 
+def test_a_long_outage_keeps_the_pause_at_its_cap() -> None:
+    # Found by nsqsim (reference cluster, seed 1): each publish during an outage
+    # starts a round, and after ~1,000 failed rounds 2**rounds no longer fit a
+    # float, so the OverflowError escaped from connection_lost.
+    h = Harness(["127.0.0.1:4150"])
+    h.core.start()
+    for _ in range(1500):
+        h.net.refuse()
+        h.pub(b"a")
+    h.net.refuse()
+    assert h.net.attempts == []
+    h.clock.advance(7.9)
+    assert h.net.attempts == []
+    h.clock.advance(0.1)
+    assert len(h.net.attempts) == 1
+
+
 def test_the_waiting_queue_is_bounded() -> None:
     h = Harness(["127.0.0.1:4150"], CONFIG.replace(max_queued_publishes=2))
     for body in (b"a", b"b", b"c"):
@@ -205,8 +222,41 @@ def test_bad_arguments_are_refused_before_anything_is_sent(call: object, match: 
     assert h.net.attempts == [] and h.results == []
 
 
+def test_a_topic_checked_once_does_not_let_a_bad_one_through() -> None:
+    # ProducerCore checks a topic name once while it stays the same.
+    h = Harness(["127.0.0.1:4150"])
+    h.pub(b"a")
+    for bad in ("bad topic!", "", "x" * 65):
+        with pytest.raises(ValueError, match="topic"):
+            h.core.pub(bad, b"x", h.results.append)
+        with pytest.raises(ValueError, match="topic"):
+            h.core.dpub(bad, 5, b"x", h.results.append)
+    h.pub(b"b")
+    assert h.accept().commands() == [v2.Pub("t", b"a"), v2.Pub("t", b"b")]
+
+
 def test_addresses_are_checked_up_front() -> None:
     with pytest.raises(ValueError):
         ProducerCore(["localhost"], CONFIG, clock=FakeClock(), network=FakeNetwork())
     with pytest.raises(ValueError):
         ProducerCore([], CONFIG, clock=FakeClock(), network=FakeNetwork())
+
+
+def test_every_closed_connection_is_reported_with_its_reason() -> None:
+    # The simulator records each producer disconnect; failed connects count too.
+    gone: list[tuple[str, str]] = []
+    h = Harness(["127.0.0.1:4150"])
+    h.core = ProducerCore(
+        ["127.0.0.1:4150"],
+        CONFIG,
+        clock=h.clock,
+        network=h.net,
+        on_disconnect=lambda conn, exc: gone.append((conn.address, type(exc).__name__)),
+    )
+    h.core.start()
+    h.net.refuse()
+    assert gone == [("127.0.0.1:4150", "ConnectionRefusedError")]
+    h.clock.advance(1.0)
+    peer = h.accept()
+    peer.conn.handler.connection_lost(ConnectionResetError("reset"))
+    assert gone[1:] == [("127.0.0.1:4150", "ConnectionResetError")]

@@ -1,0 +1,222 @@
+"""The history checker on hand-written histories whose verdicts are known."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from model.checker import Verdict, check
+from model.history import Event, NodeSettings, events
+
+N = "nsqd-0"
+
+
+def ev(t: float, type: str, **fields: Any) -> dict[str, Any]:
+    fields.setdefault("nsqd", N)
+    if type in ("subscribed", "deliver", "fin", "req", "touch", "channel_created", "channel_deleted", "channel_emptied", "publish", "final"):
+        fields.setdefault("topic", "t")
+    return {"t": t, "type": type, **fields}
+
+
+SETTINGS: dict[str, dict[str, Any]] = {
+    "default": {"mem_queue_size": 10000},
+    "disk-only": {"mem_queue_size": 0},
+    "durable-publish": {"mem_queue_size": 0, "durable_publish": True},
+    "memory": {"persistent": False},
+}
+
+
+def node(mode: str) -> dict[str, Any]:
+    return ev(0, "node", **SETTINGS[mode])
+
+
+def pub(t: float, key: str, defer_ms: int = 0) -> list[dict[str, Any]]:
+    return [ev(t, "publish", key=key, defer_ms=defer_ms), ev(t + 0.001, "publish_ok", key=key)]
+
+
+def sub(t: float, channel: str = "c", consumer: str = "c-0", **extra: Any) -> dict[str, Any]:
+    return ev(t, "subscribed", consumer=consumer, channel=channel, **extra)
+
+
+def deliver(t: float, key: str, attempts: int = 1, channel: str = "c", consumer: str = "c-0") -> dict[str, Any]:
+    return ev(t, "deliver", consumer=consumer, channel=channel, key=key, id=f"id-{key}", attempts=attempts)
+
+
+def fin(t: float, key: str, channel: str = "c", consumer: str = "c-0") -> dict[str, Any]:
+    return ev(t, "fin", consumer=consumer, channel=channel, key=key, id=f"id-{key}")
+
+
+def req(t: float, key: str, delay_ms: int = 0, consumer: str = "c-0") -> dict[str, Any]:
+    return ev(t, "req", consumer=consumer, channel="c", key=key, id=f"id-{key}", delay_ms=delay_ms)
+
+
+def verdict(*parts: dict[str, Any] | list[dict[str, Any]]) -> Verdict:
+    flat: list[dict[str, Any]] = []
+    for p in parts:
+        flat.extend(p if isinstance(p, list) else [p])
+    return check(flat)
+
+
+def test_a_delivered_and_finished_message() -> None:
+    v = verdict(node("default"), sub(0), pub(1, "a"), deliver(1.1, "a"), fin(1.2, "a"))
+    assert v.ok and v.published == 1 and v.acknowledged == 1
+    o = v.outcome("c", "a")
+    assert (o.status, o.deliveries, o.causes) == ("delivered", 1, [])
+
+
+def test_duplicates_are_explained_by_timeout_requeue_and_a_consumer_gone() -> None:
+    v = verdict(
+        sub(0),
+        sub(0, consumer="c-1"),
+        pub(1, "a"),
+        deliver(1.1, "a"),
+        deliver(62, "a", attempts=2),  # no answer in time
+        req(63, "a"),
+        deliver(63.1, "a", attempts=3, consumer="c-1"),
+        ev(64, "consumer_crash", consumer="c-1"),
+        deliver(125, "a", attempts=4),
+        fin(126, "a"),
+    )
+    assert v.ok, v.violations
+    o = v.outcome("c", "a")
+    assert (o.status, o.causes) == ("duplicated", ["timeout", "requeue", "consumer_gone"])
+    assert v.duplicates_by_cause() == {"timeout": 1, "requeue": 1, "consumer_gone": 1}
+
+
+def test_a_redelivery_after_an_accepted_fin_is_a_violation() -> None:
+    v = verdict(sub(0), pub(1, "a"), deliver(1.1, "a"), fin(1.2, "a"), deliver(70, "a", attempts=2))
+    assert not v.ok
+    assert v.violations[0].startswith("redelivered_after_fin: a on nsqd-0/c")
+    assert v.outcome("c", "a").status == "violation"
+
+
+def test_a_fin_nsqd_refused_as_too_late_explains_the_redelivery() -> None:
+    v = verdict(
+        sub(0),
+        pub(1, "a"),
+        deliver(1.1, "a"),
+        fin(61.5, "a"),
+        ev(61.6, "error", consumer="c-0", error="E_FIN_FAILED FIN id-a failed ID not in flight"),
+        deliver(61.7, "a", attempts=2),
+    )
+    assert v.ok, v.violations
+    assert v.outcome("c", "a").causes == ["timeout"]
+
+
+def test_a_requeue_delay_cut_short_is_a_violation() -> None:
+    v = verdict(sub(0), pub(1, "a"), deliver(1.1, "a"), req(1.2, "a", delay_ms=5000), deliver(2, "a", attempts=2), fin(2.1, "a"))
+    assert [x.split(":")[0] for x in v.violations] == ["early"]
+
+
+def test_a_dpub_delivered_before_its_delay_is_a_violation_even_after_a_crash() -> None:
+    v = verdict(node("disk-only"), sub(0), pub(1, "a", defer_ms=10_000), ev(2, "crash", kind="kill"), deliver(3, "a"))
+    assert [x.split(":")[0] for x in v.violations] == ["early"]
+
+
+def test_a_message_never_published_is_a_phantom() -> None:
+    v = verdict(sub(0), deliver(1, "ghost"))
+    assert v.violations == ["phantom: ghost delivered on nsqd-0/c but never published"]
+
+
+def test_attempts_must_grow_except_across_a_crash() -> None:
+    same = verdict(sub(0), pub(1, "a"), deliver(1.1, "a"), deliver(62, "a", attempts=1))
+    assert [x.split(":")[0] for x in same.violations] == ["attempts"]
+    crashed = verdict(node("disk-only"), sub(0), pub(1, "a"), deliver(1.1, "a"), ev(2, "crash", kind="kill"), deliver(3, "a", attempts=1))
+    assert crashed.ok, crashed.violations
+    assert crashed.outcome("c", "a").causes == ["crash_redelivery"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "kind", "want"),
+    [
+        ("default", "kill", "memory_at_crash"),
+        ("default", "power", "memory_at_crash"),
+        ("disk-only", "power", "unsynced_at_power_loss"),
+        ("disk-only", "kill", None),
+        ("durable-publish", "power", None),
+        ("durable-publish", "kill", None),
+        ("memory", "kill", "no_disk"),
+    ],
+)
+def test_what_a_crash_may_lose_depends_on_the_mode(mode: str, kind: str, want: str | None) -> None:
+    v = verdict(node(mode), sub(0), pub(1, "a"), ev(2, "crash", kind=kind))
+    o = v.outcome("c", "a")
+    if want is None:
+        assert o.status == "violation" and v.violations[0].startswith("lost: a acknowledged by nsqd-0")
+    else:
+        assert v.ok and (o.status, o.rule) == ("lost_allowed", want)
+
+
+def test_a_known_fsync_rules_out_a_power_loss_as_the_reason() -> None:
+    v = verdict(node("disk-only"), sub(0), pub(1, "a"), ev(1.5, "fsync", topic="t", channel="c", keys=["a"]), ev(2, "crash", kind="power"))
+    assert [x.split(":")[0] for x in v.violations] == ["lost"]
+
+
+def test_a_clean_restart_loses_nothing_and_undoes_no_fin() -> None:
+    lost = verdict(node("default"), sub(0), pub(1, "a"), ev(2, "stop"), ev(3, "start"))
+    assert [x.split(":")[0] for x in lost.violations] == ["lost"]
+    undone = verdict(node("default"), sub(0), pub(1, "a"), deliver(1.1, "a"), fin(1.2, "a"), ev(2, "stop"), ev(3, "start"), deliver(4, "a", attempts=2))
+    assert [x.split(":")[0] for x in undone.violations] == ["fin_undone_by_clean_restart"]
+    in_flight = verdict(node("default"), sub(0), pub(1, "a"), deliver(1.1, "a"), ev(2, "stop"), ev(3, "start"), deliver(4, "a", attempts=2), fin(5, "a"))
+    assert in_flight.ok and in_flight.outcome("c", "a").causes == ["restart_redelivery"]
+
+
+def test_only_channels_that_existed_at_publish_are_owed_the_message() -> None:
+    v = verdict(sub(0, channel="early"), pub(1, "a"), sub(2, channel="late", consumer="c-1"), deliver(2.5, "a", channel="early"))
+    assert v.ok
+    assert [(o.channel, o.status) for o in v.outcomes] == [("early", "delivered")]
+
+
+def test_a_topic_without_channels_owes_its_messages_to_the_first_channel() -> None:
+    v = verdict(pub(1, "a"), sub(2, channel="first"), sub(3, channel="second", consumer="c-1"))
+    assert [(o.channel, o.status) for o in v.outcomes] == [("first", "violation")]
+
+
+@pytest.mark.parametrize(
+    ("events_after", "rule"),
+    [
+        ([ev(2, "channel_deleted", channel="c")], "channel_deleted"),
+        ([ev(2, "channel_emptied", channel="c")], "channel_emptied"),
+    ],
+)
+def test_operators_may_drop_messages(events_after: list[dict[str, Any]], rule: str) -> None:
+    v = verdict(sub(0), pub(1, "a"), events_after)
+    assert v.ok and v.losses_by_rule() == {rule: 1}
+
+
+def test_ephemeral_and_sampled_channels_may_drop_messages() -> None:
+    v = verdict(sub(0, channel="e#ephemeral"), sub(0, channel="s", consumer="c-1", sample_rate=50), pub(1, "a"))
+    assert v.ok and v.losses_by_rule() == {"ephemeral": 1, "sampled_out": 1}
+
+
+def test_a_flipped_bit_may_cost_messages_and_an_exception_is_always_a_violation() -> None:
+    v = verdict(sub(0), pub(1, "a"), ev(2, "disk_fault", fault="bitflip"), ev(3, "exception", error="KeyError: b'id'"))
+    assert v.losses_by_rule() == {"disk_corruption": 1}
+    assert v.violations == ["exception: KeyError: b'id'"]
+
+
+def test_messages_still_queued_at_the_end_are_pending() -> None:
+    v = verdict(sub(0), pub(1, "a"), pub(2, "b"), ev(3, "final", channel="c", depth=1, in_flight=0, deferred=0))
+    assert v.count("pending") == 1 and v.count("violation") == 1
+
+
+def test_an_unacknowledged_publish_is_owed_to_no_one() -> None:
+    v = verdict(sub(0), ev(1, "publish", key="a", defer_ms=0), ev(2, "publish_failed", key="a", error="E_PUB_FAILED"))
+    assert v.ok and v.outcomes == [] and v.failed == 1
+
+
+def test_nsqsim_histories_are_read_as_they_are_written() -> None:
+    raw: list[dict[str, Any]] = [
+        {"t": 0.0, "type": "run", "nodes": {"nsqd-0": {"crash_loses": True, "restart_loses": True}}},
+        {"t": 0.5, "type": "subscribed", "consumer": "c-0", "nsqd": "nsqd-0", "topic": "t", "channel": "c"},
+        {"t": 1.0, "type": "publish", "producer": "p-0", "nsqd": "nsqd-0", "topic": "t", "key": "p-0:1", "defer_ms": 0},
+        {"t": 1.1, "type": "publish_ok", "producer": "p-0", "key": "p-0:1"},
+        {"t": 2.0, "type": "crash", "host": "nsqd-0"},
+        {"t": 3.0, "type": "disconnected", "who": "c-0", "nsqd": "nsqd-0", "error": "reset"},
+    ]
+    [e0, _, _, _, crash, gone] = events(raw)
+    assert isinstance(crash, Event) and crash.nsqd == "nsqd-0" and gone.consumer == "c-0"
+    assert NodeSettings.from_mapping(e0.extra["nodes"]["nsqd-0"]).mode == "memory"
+    v = check(raw)
+    assert v.ok and v.losses_by_rule() == {"no_disk": 1}

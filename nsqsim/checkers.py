@@ -24,7 +24,11 @@ The guarantees checked are NSQ's, as seen from its clients:
   that nsqd must have accepted (no ``E_FIN_FAILED`` came back, the connection
   stayed up to the end, the nsqd did not restart) is a violation.
 * **Attempts only grow.** Each delivery of a message to a channel has a
-  higher ``attempts`` than the one before, unless its nsqd restarted between.
+  higher ``attempts`` than the one before, unless its nsqd restarted between,
+  or the lower one went to another consumer whose link to the nsqd was
+  black-holed and healed since the publish: that delivery was sent first and
+  held at the cut until nsqd had timed it out and redelivered it (a
+  ``timeout`` duplicate, seen in reverse).
 * **Deferred means not early.** A DPUB'd message is not delivered before its
   delay has passed since it was sent; a message requeued with a delay is not
   delivered again before that delay has passed since the REQ was sent.
@@ -115,6 +119,7 @@ def check(events: Iterable[Event]) -> Verdict:
     failures: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # (consumer, id, FIN|REQ) -> times
     gone: dict[str, list[float]] = defaultdict(list)  # consumer -> crash times
     disconnects: dict[tuple[str, str], list[float]] = defaultdict(list)  # (consumer, nsqd) -> times
+    heals: dict[tuple[str, str], list[float]] = defaultdict(list)  # (host, host) cut, then healed -> times
     pending: dict[tuple[str, str, str], int] = {}
     end = 0.0
 
@@ -163,6 +168,11 @@ def check(events: Iterable[Event]) -> Verdict:
             gone[e["consumer"]].append(t)
         elif kind == "disconnected" and "nsqd" in e:
             disconnects[(e["who"], e["nsqd"])].append(t)
+        elif kind == "heal":
+            for a in e["side_a"]:
+                for b in e["side_b"]:
+                    heals[(a, b)].append(t)
+                    heals[(b, a)].append(t)
         elif kind == "final":
             pending[(e["host"], e["topic"], e["channel"])] = e["depth"] + e["in_flight"] + e["deferred"]
         elif kind == "run":
@@ -177,7 +187,7 @@ def check(events: Iterable[Event]) -> Verdict:
         return v
 
     _check_deliveries(v, publishes, deliveries)
-    _check_redeliveries(v, deliveries, acts, stops, starts, failures, gone, disconnects, end)
+    _check_redeliveries(v, publishes, deliveries, acts, stops, starts, failures, gone, disconnects, heals, end)
     _check_losses(v, publishes, deliveries, channel_spans, stops, flips, nodes, pending)
     v.unique_delivered = len(deliveries)
     return v
@@ -205,6 +215,7 @@ def _check_deliveries(v: Verdict, publishes: dict[str, _Publish], deliveries: di
 
 def _check_redeliveries(
     v: Verdict,
+    publishes: dict[str, _Publish],
     deliveries: dict[tuple[str, str, str], list[_Delivery]],
     acts: dict[tuple[str, str, str], list[tuple[float, str, str, int]]],
     stops: dict[str, list[tuple[float, str]]],
@@ -212,6 +223,7 @@ def _check_redeliveries(
     failures: dict[tuple[str, str, str], list[float]],
     gone: dict[str, list[float]],
     disconnects: dict[tuple[str, str], list[float]],
+    heals: dict[tuple[str, str], list[float]],
     end: float,
 ) -> None:
     stop_times = {host: sorted([t for t, _ in s] + starts.get(host, [])) for host, s in stops.items()}
@@ -220,9 +232,21 @@ def _check_redeliveries(
             continue
         key_acts = acts.get((nsqd, channel, key), [])
         restarts = stop_times.get(nsqd, [])
+        p = publishes.get(key)
+        sent = p.sent if p is not None else 0.0
         for prev, cur in pairwise(ds):
             restarted = _between(restarts, prev.t, cur.t)
-            if cur.attempts <= prev.attempts and not restarted:
+            if restarted:
+                pass
+            elif (
+                cur.attempts < prev.attempts
+                and cur.consumer != prev.consumer
+                and _between(heals.get((cur.consumer, nsqd), []), sent, cur.t)
+            ):
+                # cur was sent before prev and held at the cut; nsqd timed it out and sent prev.
+                v.duplicates["timeout"] = v.duplicates.get("timeout", 0) + 1
+                continue
+            elif cur.attempts <= prev.attempts:
                 v.violate("attempts", f"{key} on {nsqd}/{channel}: attempts {prev.attempts} then {cur.attempts}")
             answer = next((a for a in key_acts if prev.t <= a[0] <= cur.t and a[2] == prev.consumer), None)
             consumer_gone = _between(gone.get(prev.consumer, []), prev.t, cur.t) or _between(

@@ -210,7 +210,7 @@ class SimConnection:
     def _new_chunk(self, now: float) -> Chunk:
         peer = self.peer
         assert peer is not None
-        chunk = Chunk(self, peer, now, self.link.profile.latency.sample(self.net.rng))
+        chunk = Chunk(self, peer, now, self.link.draw_latency())
         if chunk.arrival < self._last_arrival:
             chunk.arrival = self._last_arrival
         self._chunk = chunk

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -81,6 +82,42 @@ class Dist:
         else:
             value = self.low
         return value if value < self.cap else self.cap
+
+    def sampler(self, rng: random.Random) -> Callable[[], float]:
+        """``sample`` bound to ``rng``, specialised to this kind: for the per-packet and per-message draws.
+
+        Draws the same values as ``sample(rng)`` would, one for one.
+        """
+        low, high, cap, mean = self.low, self.high, self.cap, self.mean
+        kind = self.kind
+        if kind == "lognormal" and mean > 0:
+            gauss, mu, sigma = rng.gauss, _log(mean), self.sigma
+
+            def lognormal() -> float:
+                value = _exp(gauss(mu, sigma))
+                if value < low:
+                    value = low
+                return value if value < cap else cap
+
+            return lognormal
+        if kind == "uniform":
+            uniform, span = rng.random, high - low
+
+            def draw_uniform() -> float:
+                value = low + span * uniform()
+                return value if value < cap else cap
+
+            return draw_uniform
+        if kind == "exponential" and mean > 0:
+            expovariate, rate = rng.expovariate, 1.0 / mean
+
+            def exponential() -> float:
+                value = low + expovariate(rate)
+                return value if value < cap else cap
+
+            return exponential
+        fixed = low if low < cap else cap
+        return lambda: fixed
 
     def scaled(self, factor: float) -> Dist:
         """The same shape, every duration ``factor`` times longer (a slow link)."""

@@ -68,13 +68,18 @@ class LinkProfile:
 
 
 class _Link:
-    __slots__ = ("blocked", "busy_until", "profile", "rejecting")
+    __slots__ = ("blocked", "busy_until", "draw_latency", "profile", "rejecting", "rng")
 
-    def __init__(self, profile: LinkProfile) -> None:
-        self.profile = profile
+    def __init__(self, profile: LinkProfile, rng: random.Random) -> None:
+        self.rng = rng
+        self.set_profile(profile)
         self.busy_until = 0.0
         self.blocked = 0  # partitions that black-hole this direction
         self.rejecting = 0  # partitions that reset this direction
+
+    def set_profile(self, profile: LinkProfile) -> None:
+        self.profile = profile
+        self.draw_latency = profile.latency.sampler(self.rng)  # once per packet
 
 
 @dataclass(eq=False)
@@ -117,16 +122,17 @@ class SimListener:
 
 
 class _Syn:
-    __slots__ = ("done", "dst", "handler", "life", "port", "src", "timer")
+    __slots__ = ("done", "dst", "handler", "life", "port", "src", "started", "timer")
 
-    def __init__(self, src: str, dst: str, port: int, handler: ConnectionHandler, life: Life) -> None:
+    def __init__(self, src: str, dst: str, port: int, handler: ConnectionHandler, life: Life, started: float) -> None:
         self.src = src
         self.dst = dst
         self.port = port
         self.handler = handler
         self.life = life
         self.done = False
-        self.timer: SimTimer | None = None
+        self.started = started
+        self.timer: SimTimer | None = None  # armed only if the SYN waits at a cut
 
 
 class HostNetwork:
@@ -189,12 +195,12 @@ class SimNetwork:
         key = (src, dst)
         link = self._links.get(key)
         if link is None:
-            link = self._links[key] = _Link(self.default_link)
+            link = self._links[key] = _Link(self.default_link, self.rng)
         return link
 
     def set_link(self, src: str, dst: str, profile: LinkProfile | None) -> None:
         """Change one direction of a link (None: back to the default)."""
-        self.link(src, dst).profile = profile if profile is not None else self.default_link
+        self.link(src, dst).set_profile(profile if profile is not None else self.default_link)
 
     # -- listening and connecting -------------------------------------------------------
 
@@ -215,11 +221,10 @@ class SimNetwork:
             del self._listeners[listener.address]
 
     def connect(self, src: str, dst: str, port: int, handler: ConnectionHandler, life: Life) -> None:
-        syn = _Syn(src, dst, port, handler, life)
+        syn = _Syn(src, dst, port, handler, life, self.clock.now())
         if dst not in self.hosts:
             self._fail_syn(syn, OSError(errno.EHOSTUNREACH, f"no route to host {dst}"), 0.0)
             return
-        syn.timer = self.clock.call_later(self.syn_timeout, lambda: self._syn_timed_out(syn))
         self._try_syn(syn)
 
     def _try_syn(self, syn: _Syn) -> None:
@@ -229,9 +234,14 @@ class SimNetwork:
             return
         if there.blocked or back.blocked:
             self._pending_syns.append(syn)
+            if syn.timer is None:
+                # Only a SYN held at a cut can time out (one in flight is answered within
+                # a round trip), so the timer is armed here rather than for every connect.
+                left = syn.started + self.syn_timeout - self.clock.now()
+                syn.timer = self.clock.call_later(left, lambda: self._syn_timed_out(syn))
             return
-        l1 = there.profile.latency.sample(self.rng)
-        l2 = back.profile.latency.sample(self.rng)
+        l1 = there.draw_latency()
+        l2 = back.draw_latency()
         self.clock.call_later(l1, lambda: self._syn_arrives(syn, l2))
 
     def _syn_arrives(self, syn: _Syn, back_latency: float) -> None:

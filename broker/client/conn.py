@@ -251,7 +251,8 @@ class NSQConnection:
                 self._buf += data[pos:]
         finally:
             self._in_read = False
-        self._flush()
+        if self._out:
+            self._flush()
 
     def eof_received(self) -> None:
         pass  # connection_lost follows

@@ -77,6 +77,7 @@ class Consumer(ClientProcess):
         total = sum(weights)
         self._cumulative = [w / total for w in itertools.accumulate(weights)]
         self._due: dict[float, list[_Work]] = {}  # handler completions by tick
+        self._handler_time = cfg.handler_time.sampler(rng)
         self._config = self.client_config(
             max_in_flight=cfg.max_in_flight,
             max_attempts=cfg.max_attempts,
@@ -117,10 +118,14 @@ class Consumer(ClientProcess):
                 core.connect_to_lookupd(address)
 
     def stop(self) -> None:
-        """Stop consuming, as the client stops: CLS everywhere, answer what is held, close."""
+        """Stop consuming: drop every connection (nsqd times out what was in flight).
+
+        Not the client's graceful ``stop``: a handler that never answers would
+        keep its connection draining for ever.
+        """
         self.running = False
         if self.core is not None:
-            self.core.stop()
+            self.core.abort()
 
     def stall(self) -> None:
         """The handler stops returning: work already decided waits until ``unstall``."""
@@ -215,7 +220,7 @@ class Consumer(ClientProcess):
             self._stalled_work.append(work)
             return
         now = self.clock.now()
-        when = now + cfg.handler_time.sample(rng)
+        when = now + self._handler_time()
         tick = cfg.handler_tick
         if tick > 0:
             when = math.ceil(when / tick) * tick

@@ -12,10 +12,9 @@ from broker.client.config import ClientConfig
 from nsqsim.clock import Life, SimClock
 from nsqsim.network import HostNetwork, SimNetwork
 
-__all__ = ["PADDING", "USER_AGENT", "ClientProcess", "error_text", "host_of", "message_body", "message_key"]
+__all__ = ["USER_AGENT", "ClientProcess", "error_text", "host_of", "message_body", "message_key"]
 
 USER_AGENT = "nsqsim-workload/0.2"
-PADDING = b"x" * 65536
 
 
 def message_key(body: bytes) -> str:
@@ -26,11 +25,7 @@ def message_key(body: bytes) -> str:
 
 def message_body(key: str, size: int) -> bytes:
     """A body of ``size`` bytes (at least the key and its bar) that starts with ``key|``."""
-    head = (key + "|").encode()
-    pad = size - len(head)
-    if pad <= 0:
-        return head
-    return head + (PADDING[:pad] if pad <= len(PADDING) else b"x" * pad)
+    return (key + "|").encode().ljust(size, b"x")
 
 
 def host_of(address: str) -> str:

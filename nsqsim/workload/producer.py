@@ -52,6 +52,7 @@ class Producer(ClientProcess):
         self._gap = cfg.batch / cfg.rate  # seconds between publishes (PUB, or MPUB of ``batch``)
         self._rate = 1.0 / self._gap
         self._poisson = cfg.arrival == "poisson"
+        self._size = cfg.size.sampler(rng)
         self._config = self.client_config(
             heartbeat_interval=cfg.heartbeat_interval,
             read_timeout=cfg.read_timeout,
@@ -94,22 +95,20 @@ class Producer(ClientProcess):
         if not self.running or core is None:
             return
         cfg = self.cfg
-        rng = self.rng
         now = self.clock.now()
         append = self.history.events.append  # record(), inlined: this runs per message
         host, nsqd, topic = self.host, self.nsqd, cfg.topic
         defer_ms = 0
-        if cfg.batch == 1 and cfg.defer_fraction > 0 and rng.random() < cfg.defer_fraction:
-            defer_ms = max(1, int(cfg.defer.sample(rng) * 1000))
+        if cfg.batch == 1 and cfg.defer_fraction > 0 and self.rng.random() < cfg.defer_fraction:
+            defer_ms = max(1, int(cfg.defer.sample(self.rng) * 1000))
         keys: list[str] = []
         bodies: list[bytes] = []
-        size = cfg.size
         for _ in range(cfg.batch):
             self.seq += 1
             key = f"{host}:{self.seq}"
             keys.append(key)
             append({"t": now, "type": "publish", "producer": host, "nsqd": nsqd, "topic": topic, "key": key, "defer_ms": defer_ms})
-            bodies.append(message_body(key, int(size.sample(rng))))
+            bodies.append(message_body(key, int(self._size())))
         if self.outstanding >= cfg.max_outstanding:
             for key in keys:
                 append({"t": now, "type": "publish_failed", "producer": host, "key": key, "error": "too many unanswered publishes"})

@@ -117,6 +117,22 @@ def test_attempts_must_grow_unless_the_node_restarted() -> None:
     assert check(h.events).ok
 
 
+def test_a_lower_attempt_may_arrive_late_only_from_behind_a_healed_partition() -> None:
+    # c-1 got attempts 1 first, held at a cut; nsqd timed it out and sent attempts 2
+    # to c-0, which finished it; the heal let attempts 1 through to c-1 afterwards.
+    def history(heal: bool) -> H:
+        h = H().sub(0.5).sub(0.5, consumer="c-1").pub(1.0, "k", ok=1.1)
+        h.deliver(12.0, "k", attempts=2).act(12.1, "fin", "k")
+        if heal:
+            h.add(12.5, "heal", kind="partition_node", side_a=["c-1"], side_b=["c-0", "n", "p-0"])
+        return h.deliver(12.6, "k", attempts=1, consumer="c-1")
+
+    v = check(history(heal=True).events)
+    assert v.ok, v.violations
+    assert v.duplicates == {"timeout": 1}
+    assert any(x.startswith("attempts") for x in check(history(heal=False).events).violations)
+
+
 def test_deferred_and_requeue_delays_are_never_cut_short() -> None:
     early = H().sub(0.5).pub(1.0, "k", ok=1.1, defer_ms=1000).deliver(1.5, "k")
     assert any(x.startswith("early") for x in check(early.events).violations)

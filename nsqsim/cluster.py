@@ -36,7 +36,7 @@ from nsqsim.config import LOOKUPD_HTTP_PORT, ClusterConfig
 from nsqsim.history import History
 from nsqsim.nemesis import FaultModel, Nemesis, ScheduledFault, Targets, draw_schedule
 from nsqsim.network import SimNetwork
-from nsqsim.nodes import LookupdNode, NsqdNode, nsqd_takes
+from nsqsim.nodes import PROCESS_START, LookupdNode, NsqdNode, nsqd_takes
 from nsqsim.randomness import SeedTree
 from nsqsim.workload import Consumer, Producer
 
@@ -124,7 +124,18 @@ class Cluster:
         self.nsqd_nodes[host].stop()
 
     def start_nsqd(self, host: str) -> None:
-        self.nsqd_nodes[host].start()
+        """Start ``host``'s nsqd again, at least ``PROCESS_START`` after its last process ended."""
+        node = self.nsqd_nodes[host]
+        wait = node.ended_at + PROCESS_START - self.clock.now()
+        if wait > 0:
+
+            def later() -> None:
+                if not node.up:
+                    self.start_nsqd(host)
+
+            self.clock.call_later(wait, later)
+            return
+        node.start()
         self.history.record("start", host=host)
 
     def crash_lookupd(self, host: str) -> None:
@@ -152,6 +163,11 @@ class Cluster:
                     "crash_loses": not (persists and node.opts.durable_publish),
                     "kill_loses": not persists or (node.opts.mem_queue_size > 0 and not node.opts.durable_publish),
                     "restart_loses": not persists,
+                    # the settings themselves, for model.checker's exact rules
+                    "mem_queue_size": node.opts.mem_queue_size,
+                    "durable_publish": node.opts.durable_publish,
+                    "sync_every": node.opts.sync_every,
+                    "persistent": persists,
                 }
                 for host, node in self.nsqd_nodes.items()
             },

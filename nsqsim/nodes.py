@@ -34,9 +34,15 @@ from nsqsim.logs import SimLogger
 from nsqsim.network import SimListener, SimNetwork
 from nsqsim.randomness import SeedTree
 
-__all__ = ["STOP_GRACE", "LookupdNode", "NsqdNode", "make_nsqd", "nsqd_takes"]
+__all__ = ["PROCESS_START", "STOP_GRACE", "LookupdNode", "NsqdNode", "make_nsqd", "nsqd_takes"]
 
 STOP_GRACE = 1.0  # seconds a cleanly stopping process gets to flush its connections
+# The least time from an nsqd process's end to its successor's start.  nsqd's
+# message ids are its wall clock's pseudo-milliseconds (ns >> 20) and a counter
+# that starts again with each process: a successor started within the same
+# pseudo-millisecond would make ids its predecessor already gave out.  Go's nsqd
+# relies on a real restart taking far longer; so does the simulated one.
+PROCESS_START = 0.01
 
 
 def nsqd_takes(port: str) -> bool:
@@ -106,6 +112,7 @@ class NsqdNode(_Node):
         self.disk = SimDisk(host, opts.data_path, seeds.stream(f"{host}/disk"))
         self.nsqd: NSQD | None = None
         self.lookup: LookupClient | None = None
+        self.ended_at = float("-inf")  # when the last process was killed or began to exit
 
     def start(self) -> None:
         if self.stopping:  # restarted before the old process finished exiting
@@ -128,6 +135,7 @@ class NsqdNode(_Node):
 
     def crash(self) -> None:
         """kill -9 and a power failure: memory gone, unsynced writes gone, peers reset."""
+        self.ended_at = self.base_clock.now()
         self._kill(reset=True)
         self.disk.crash()
         self.nsqd = None
@@ -135,6 +143,7 @@ class NsqdNode(_Node):
 
     def kill(self) -> None:
         """kill -9 alone: memory gone, files as written; the kernel closes the sockets."""
+        self.ended_at = self.base_clock.now()
         self._kill(reset=False)
         self.nsqd = None
         self.lookup = None
@@ -144,6 +153,7 @@ class NsqdNode(_Node):
         nsqd, lookup = self.nsqd, self.lookup
         if nsqd is None:
             return
+        self.ended_at = self.base_clock.now()
         self.stopping = True
         self.up = False
         for listener in self.listeners:

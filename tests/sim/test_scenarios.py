@@ -138,3 +138,18 @@ def test_kill_loses_at_most_what_was_in_memory() -> None:
     assert _of(events, "kill", host="nsqd-0") and _of(events, "start", host="nsqd-0")
     assert _of(events, "run")[0]["nodes"]["nsqd-0"]["kill_loses"]  # --mem-queue-size 10000
     assert set(check(events).lost_allowed) <= {"kill"}
+
+
+def test_an_nsqd_killed_and_restarted_at_once_starts_a_process_start_later() -> None:
+    # A fault of no duration still leaves the node down for PROCESS_START: a
+    # successor in the same pseudo-millisecond of the wall clock would give out
+    # message ids its predecessor already used (see nsqsim.nodes).
+    from nsqsim.nodes import PROCESS_START
+
+    at = 4.0
+    nsqd = {"count": 1, "options": {"msg_timeout": "2s", "mem_queue_size": 0}}
+    result = _run(_cluster(nsqd=nsqd, faults={"schedule": [{"at": at, "kind": "kill", "target": "nsqd-0", "duration": 0.0}]}))
+    events = result.history.events
+    [kill] = _of(events, "kill", host="nsqd-0")
+    starts = [e["t"] for e in _of(events, "start", host="nsqd-0") if e["t"] >= kill["t"]]
+    assert starts == [kill["t"] + PROCESS_START]

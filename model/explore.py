@@ -31,8 +31,9 @@ away from such a state forever.  It is computed backwards: the goal states,
 then every state with a fair step into the set, until nothing is added.
 
 ``python -m model.explore`` explores the default configurations, reports
-``states: N`` for each, and exits 1 on a violation, with its trace.  The
-report goes through ``logging`` (to stderr): ``model/`` may not print.
+``states: N`` for each and in total on stdout, and exits 1 on a violation,
+with its trace.  Only the ``__main__`` block prints (``model/`` does no I/O;
+``main`` takes the reporting function, and logs when given none).
 """
 
 from __future__ import annotations
@@ -393,5 +394,4 @@ def main(argv: Sequence[str] | None = None, report: Callable[[str], None] | None
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    raise SystemExit(main())
+    raise SystemExit(main(report=print))

@@ -317,9 +317,8 @@ class Pair:
     def rereads_twice(self) -> bool:
         """Whether a crash now would read two records of one message again.
 
-        The broker then delivers both (the model lets the second go, see
-        ``model.disklog.dedupe``), which ``test_refinement_regressions`` pins as a
-        known broker bug; the state machine steers around it.
+        The model lets the second go (``model.disklog.dedupe``), and so does the
+        broker since the bug ``test_refinement_regressions`` pins was fixed.
         """
         for s in self.beliefs:
             for ch in s.channels:

@@ -102,8 +102,6 @@ class Refinement(RuleBasedStateMachine):
     def fsync(self, q: int) -> None:
         note(self.p.fsync(q))
 
-    # A known broker bug (test_refinement_regressions) is steered around.
-    @precondition(lambda self: not self.p.rereads_twice())
     @rule(power=st.booleans(), seed=st.integers(0, 2**16))
     def crash(self, power: bool, seed: int) -> None:
         note(self.p.crash(power, seed))

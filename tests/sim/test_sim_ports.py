@@ -7,6 +7,7 @@ the seeded streams, and the simulated disk's faults.
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -331,3 +332,15 @@ def test_a_bound_sampler_draws_what_sample_draws(dist: Dist) -> None:
     draw = dist.sampler(random.Random(5))
     rng = random.Random(5)
     assert [draw() for _ in range(500)] == [dist.sample(rng) for _ in range(500)]
+
+
+def test_a_lognormal_has_its_median_and_shape() -> None:
+    # Drawn by inversion (one uniform per draw): the median is ``mean`` and the
+    # logarithms spread with ``sigma``, as random.lognormvariate's would.
+    import statistics
+
+    draws = [Dist("lognormal", mean=0.002, sigma=0.6).sample(random.Random(i)) for i in range(4000)]
+    logs = [math.log(x) for x in draws]
+    assert statistics.median(draws) == pytest.approx(0.002, rel=0.05)
+    assert statistics.stdev(logs) == pytest.approx(0.6, rel=0.05)
+    assert Dist("lognormal", mean=0.002, sigma=0.0).sample(random.Random(1)) == pytest.approx(0.002)

@@ -40,9 +40,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlencode
 
-from broker.lookupd import gojson
-from broker.lookupd.gojson import JSONValue
-from broker.lookupd.gourl import URLError, clean_path, parse_query, parse_target
 from broker.lookupd.registration_db import (
     CHANNEL,
     CLIENT,
@@ -51,6 +48,9 @@ from broker.lookupd.registration_db import (
     Registration,
     filter_by_active,
 )
+from broker.wire import gojson
+from broker.wire.gojson import JSONValue
+from broker.wire.gourl import URLError, clean_path, parse_query, parse_target
 from broker.wire.names import is_valid_channel_name, is_valid_topic_name
 
 if TYPE_CHECKING:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from broker.lookupd import gojson
 from broker.lookupd.http_api import HTTPResponse, LookupdHTTPAPI
 from broker.lookupd.http_server import LookupdHTTPConnection
 from broker.lookupd.options import LookupdOptions
 from broker.lookupd.protocol_v1 import LookupProtocolV1
 from broker.lookupd.registration_db import RegistrationDB
 from broker.ports import Clock, ConnectionHandler, Logger
+from broker.wire import gojson
 
 __all__ = ["VERSION", "NSQLookupd"]
 

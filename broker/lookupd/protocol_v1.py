@@ -35,9 +35,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from broker.lookupd import gojson
 from broker.lookupd.registration_db import CHANNEL, CLIENT, TOPIC, PeerInfo, Producer, Registration
 from broker.ports import Connection
+from broker.wire import gojson
 from broker.wire.names import is_ephemeral, is_valid_channel_name, is_valid_topic_name
 
 if TYPE_CHECKING:

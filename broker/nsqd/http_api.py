@@ -48,13 +48,13 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeAlias
 
-from broker.lookupd import gojson
-from broker.lookupd.gojson import JSONValue
-from broker.lookupd.gourl import RequestTarget, URLError, clean_path, parse_query, parse_target
 from broker.nsqd.message import Message
 from broker.nsqd.options import spec_by_cfg_name
 from broker.nsqd.stats import StatsQuery, go_duration, stats_json, stats_text
 from broker.nsqd.topic import PublishRefused, Topic
+from broker.wire import gojson
+from broker.wire.gojson import JSONValue
+from broker.wire.gourl import RequestTarget, URLError, clean_path, parse_query, parse_target
 from broker.wire.http import HTTPLimits, HTTPServerConnection, Request, RequestHead, Response
 from broker.wire.names import is_valid_channel_name, is_valid_topic_name
 

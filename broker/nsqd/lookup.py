@@ -42,9 +42,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from broker.lookupd import gojson
 from broker.nsqd.channel import Channel
 from broker.ports import Connection, Network, Timer
+from broker.wire import gojson
 
 if TYPE_CHECKING:
     from broker.nsqd.nsqd import NSQD

@@ -33,9 +33,9 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from broker.lookupd.gojson import JSONValue
 from broker.nsqd.backend import durability_stats
 from broker.nsqd.protocol_v2 import ClientV2
+from broker.wire.gojson import JSONValue
 from broker.wire.http import utc_fields
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Go's encoding/json and net/url behaviour, as nsqlookupd's answers depend on it."""
+"""Go's encoding/json and net/url behaviour, as the HTTP answers of nsqd and nsqlookupd depend on it."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.lookupd import gojson
-from broker.lookupd.gourl import URLError, clean_path, parse_query, parse_target
+from broker.wire import gojson
+from broker.wire.gourl import URLError, clean_path, parse_query, parse_target
 
 
 def test_dumps_is_compact_and_keeps_order() -> None:

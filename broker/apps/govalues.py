@@ -15,6 +15,8 @@ import decimal
 import json
 import math
 
+from broker.wire.goduration import go_duration
+
 __all__ = [
     "format_go_duration",
     "format_go_duration_ns",
@@ -118,30 +120,7 @@ def parse_go_duration(text: str) -> float:
 
 def format_go_duration_ns(ns: int) -> str:
     """``ns`` as ``time.Duration.String()`` prints it: ``1m0s``, ``250ms``, ``2µs``."""
-    if ns == 0:
-        return "0s"
-    sign, u = ("-", -ns) if ns < 0 else ("", ns)
-    if u < 1_000:
-        return f"{sign}{u}ns"
-    if u < 1_000_000:
-        return f"{sign}{_fixed(u, 3)}\u00b5s"
-    if u < 1_000_000_000:
-        return f"{sign}{_fixed(u, 6)}ms"
-    secs, sub = divmod(u, 1_000_000_000)
-    mins, secs = divmod(secs, 60)
-    text = _fixed(secs * 1_000_000_000 + sub, 9) + "s"
-    if mins:
-        hours, mins = divmod(mins, 60)
-        text = f"{mins}m{text}"
-        if hours:
-            text = f"{hours}h{text}"
-    return sign + text
-
-
-def _fixed(v: int, prec: int) -> str:
-    whole, frac = divmod(v, 10**prec)
-    digits = f"{frac:0{prec}d}".rstrip("0")
-    return f"{whole}.{digits}" if digits else str(whole)
+    return go_duration(ns)
 
 
 def format_go_duration(seconds: float) -> str:

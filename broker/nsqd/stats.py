@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from broker.nsqd.backend import durability_stats
 from broker.nsqd.protocol_v2 import ClientV2
+from broker.wire.goduration import go_duration
 from broker.wire.gojson import JSONValue
 from broker.wire.http import utc_fields
 
@@ -296,29 +297,3 @@ def _port(address: str) -> str:
     _, sep, port = address.rpartition(":")
     return port if sep else ""
 
-
-def go_duration(ns: int) -> str:
-    """``ns`` as Go's ``time.Duration.String()`` writes it: ``0s``, ``1.5ms``, ``1h2m3.5s``."""
-    if ns == 0:
-        return "0s"
-    sign, u = ("-", -ns) if ns < 0 else ("", ns)
-    if u < 1_000:
-        return f"{sign}{u}ns"
-    if u < 1_000_000:
-        return f"{sign}{_decimal(u, 3)}\u00b5s"
-    if u < 1_000_000_000:
-        return f"{sign}{_decimal(u, 6)}ms"
-    mins, sub = divmod(u, 60_000_000_000)
-    text = _decimal(sub, 9) + "s"
-    if mins:
-        hours, mins = divmod(mins, 60)
-        text = f"{mins}m{text}"
-        if hours:
-            text = f"{hours}h{text}"
-    return sign + text
-
-
-def _decimal(v: int, digits: int) -> str:
-    whole, frac = divmod(v, 10**digits)
-    tail = f"{frac:0{digits}d}".rstrip("0")
-    return f"{whole}.{tail}" if tail else str(whole)

@@ -6,58 +6,102 @@ lost under a rule that allows it, still pending, or a violation.
 guarantees (docs/guarantees.md), seen from the clients:
 
 * **Nothing made up.**  A delivered message was published, to that nsqd and
-  topic (``phantom``, ``misrouted``).
+  topic (``phantom``, ``misrouted``); an OK answers a publish that was sent
+  (``phantom_ack``).
 * **At least once.**  An acknowledged message is delivered to every channel
   of its topic that existed on its nsqd when it was sent (or, if the topic
-  had none, to the first one created after), unless a rule allows its loss:
+  had none, to the first one created after: whichever of them got it, since
+  SUB answers close together may arrive in another order than nsqd made the
+  channels).  A channel exists from its first SUB answer (or an operator's
+  create) until it is deleted; nsqd keeps the list in its metadata file, so
+  it outlives restarts and crashes, except an ``#ephemeral`` channel or any
+  channel of a node without a data path, which end when the node stops, and
+  every channel of a node whose ``nsqd.dat`` had a bit flipped, which the
+  next start may not find.  The loss is allowed by these rules:
 
   ====================  ===============================================================
   channel_deleted       the channel was deleted after the publish
   channel_emptied       the channel was emptied after the publish
   ephemeral             an ephemeral channel (overflow past --mem-queue-size, or gone)
   sampled_out           a consumer on the channel set a sample_rate
-  memory_at_crash       default mode: the node crashed after the publish (memory queue,
-                        in-flight and deferred messages die with the process; so does a
-                        message read from disk once the read is synced, nsqio/nsq#1142)
+  memory_at_crash       default mode: the node crashed or was killed after the publish
+                        (memory queue, in-flight and deferred messages die with the
+                        process; so does a message read from disk once the read is
+                        synced, nsqio/nsq#1142)
   unsynced_at_power_    disk-only mode: a power loss after the publish, and no ``fsync``
   loss                  event shows its record was fsynced
   no_disk               the node keeps messages only in memory: any stop loses them
   disk_corruption       a bit flipped on the node's disk after the publish
   ====================  ===============================================================
 
-  With --durable-publish no crash may lose an acknowledged message; in
-  disk-only mode a process kill may not.  A message still queued at the end
-  (the ``final`` events' depth, in-flight and deferred counts) is ``pending``.
-* **Duplicates have a cause**: ``requeue`` (a REQ), ``timeout`` (no answer in
-  time, or a FIN/REQ nsqd refused as too late), ``consumer_gone`` (its
-  consumer crashed or disconnected holding it, or after a FIN that may not
-  have arrived), ``crash_redelivery`` (a crash between: records read again,
-  FINs undone), ``restart_redelivery`` (a clean restart between, disk modes:
-  held reads read again).  A redelivery after a FIN nsqd accepted, with none
-  of these, is ``redelivered_after_fin``; after a default-mode clean restart
-  it is ``fin_undone_by_clean_restart``.
+  A stop counts from the publish being *sent*: nsqd may have taken the message
+  and died before its OK arrived.  With --durable-publish no crash may lose an
+  acknowledged message; in disk-only mode a process kill may not; a clean
+  restart never may.  A message still queued at the end (the ``final``
+  events' depth, in-flight and deferred counts) is ``pending``, and so is
+  every undelivered one when an ``exception`` cut the run short.
+* **Duplicates have a cause**, found from the delivery before:
+
+  ====================  ===============================================================
+  requeue               its consumer sent REQ, and nsqd took it
+  timeout               no answer in time (none, a ``hold``, or a FIN/REQ nsqd refused as
+                        too late); or an answer meant for the delivery before that nsqd
+                        applied to this one, sent to the same consumer (FIN and REQ name
+                        an id, not a delivery; the consumer's answer to this one then
+                        fails); or a delivery with fewer attempts to a consumer whose
+                        link to nsqd was cut and has healed since the publish: it was
+                        sent first, held at the cut while nsqd timed it out and sent the
+                        later one (seen in reverse)
+  consumer_gone         its consumer crashed, or its connection to that nsqd ended, while
+                        it held the message; or after its FIN, which may then never have
+                        arrived (a cut holds it until the connection gives up)
+  crash_redelivery      the node crashed or was killed in between: records read again,
+                        FINs, REQ delays and attempts may be undone
+  restart_redelivery    the node restarted cleanly in between: what was held is written
+                        again and read again
+  ====================  ===============================================================
+
+  The node is taken to have restarted between two deliveries when a stop,
+  crash or start lies between their receipts, or between the SUBs of the
+  connections they came on: a connection belongs to the life that answered
+  its SUB, and what that life sent can arrive after it died, even after the
+  next start (a black-holed link delivers what it held when it heals).  A
+  redelivery after a FIN nsqd accepted (no error came back, the connection
+  outlived it), with none of these, is ``redelivered_after_fin``.  Across a
+  clean restart it is ``fin_undone_by_clean_restart`` if the FIN reached
+  nsqd before the stop: the stop's ``held`` list says so (the message was
+  no longer held); without one, a FIN counts as arrived unless its
+  connection ended after it (a stop ends every connection, and a FIN still
+  on the wire is lost with it).
 * **Attempts grow.**  Each delivery of a message to a channel has more
-  attempts than the one before, unless the node restarted in between (a record
-  written earlier was read again); a default-mode clean restart keeps them.
+  attempts than the one before, unless the node crashed in between (an older
+  record was read again) or the delivery was held at a cut (above); a clean
+  restart keeps them.
 * **Deferred is not early.**  A DPUB is not delivered before its delay has
-  passed since it was sent, even across crashes; a REQ's delay is kept
-  unless the node restarted in between.
+  passed since it was sent, even across crashes; a REQ's delay is kept,
+  across a clean restart too (if the REQ arrived, as for a FIN: the stop
+  held the message as deferred), unless a crash undid it.
+* **Nothing escapes.**  An ``exception`` event is a violation.
+
+Each kind of violation is listed ``_MAX_LISTED`` times and then only counted
+(``Verdict.violation_counts``): a broken run can have thousands.
 """
 
 from __future__ import annotations
 
-import bisect
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from model.history import Event, NodeSettings, events
+from model.history import Answer, At, Delivery, Event, Life, Publish, Timeline, between
 
 __all__ = ["Outcome", "Verdict", "check"]
 
 _EPS = 1e-9
+_MAX_LISTED = 20
 
 
 @dataclass
@@ -78,14 +122,20 @@ class Outcome:
 @dataclass
 class Verdict:
     outcomes: list[Outcome] = field(default_factory=list)
-    violations: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)  # each kind listed up to _MAX_LISTED times
     published: int = 0
     acknowledged: int = 0
     failed: int = 0
+    counts: dict[str, int] = field(default_factory=dict)  # violations by kind, all of them
 
     @property
     def ok(self) -> bool:
         return not self.violations
+
+    @property
+    def expected(self) -> int:
+        """(message, channel) pairs that had to be delivered."""
+        return sum(1 for o in self.outcomes if o.expected)
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -104,6 +154,9 @@ class Verdict:
                 out[o.rule] = out.get(o.rule, 0) + 1
         return out
 
+    def violation_counts(self) -> dict[str, int]:
+        return dict(self.counts)
+
     def outcome(self, channel: str, key: str, nsqd: str | None = None) -> Outcome:
         """The outcome of ``key`` on ``channel`` (KeyError if there is none)."""
         for o in self.outcomes:
@@ -111,198 +164,146 @@ class Verdict:
                 return o
         raise KeyError((channel, key))
 
-
-# A point in the history: its time, and its position among events of equal time.
-At = tuple[float, int]
-
-
-@dataclass
-class _Pub:
-    nsqd: str
-    topic: str
-    at: At
-    defer_ms: int
-    acked: At | None = None
-
-
-@dataclass
-class _Delivery:
-    at: At
-    consumer: str
-    attempts: int
-    id: str
-
-
-@dataclass
-class _Act:
-    at: At
-    kind: str  # fin | req | touch
-    consumer: str
-    delay_ms: int
-    id: str
+    def violate(self, text: str) -> None:
+        """Record the violation ``kind: detail``."""
+        kind = text.split(":", 1)[0]
+        n = self.counts.get(kind, 0) + 1
+        self.counts[kind] = n
+        if n <= _MAX_LISTED:
+            self.violations.append(text)
+        elif n == _MAX_LISTED + 1:
+            self.violations.append(f"{kind}: ... (more not listed)")
 
 
 def check(history: Iterable[Mapping[str, Any] | Event]) -> Verdict:
-    return _Checker(events(history)).run()
+    return _Judge(Timeline(history)).run()
 
 
-def _between(points: list[At], lo: At, hi: At) -> bool:
-    """Whether some point of the sorted ``points`` lies in [lo, hi]."""
-    i = bisect.bisect_left(points, lo)
-    return i < len(points) and points[i] <= hi
+@dataclass(slots=True)
+class _Story:
+    """One message on one channel, as its redeliveries are judged."""
+
+    nsqd: str
+    channel: str  # "<topic>/<channel>", as a stop's ``held`` names it
+    what: str  # how violations name it
+    sent: At
+    answers: list[Answer]
 
 
-class _Checker:
-    def __init__(self, evs: list[Event]) -> None:
-        self.evs = evs
-        self.v = Verdict()
-        self.settings: dict[str, NodeSettings] = {}
-        self.pubs: dict[str, _Pub] = {}
-        self.channel_log: dict[tuple[str, str, str], list[tuple[At, str]]] = defaultdict(list)
-        self.sampled: set[tuple[str, str, str]] = set()
-        self.deliveries: dict[tuple[str, str, str], list[_Delivery]] = defaultdict(list)
-        self.delivery_topic: dict[tuple[str, str, str], str] = {}
-        self.acts: dict[tuple[str, str, str], list[_Act]] = defaultdict(list)
-        self.refused: dict[tuple[str, str, str], list[At]] = defaultdict(list)  # (consumer, id, FIN|REQ)
-        self.faults: dict[str, list[tuple[At, str, str]]] = defaultdict(list)  # nsqd -> (at, crash|stop, kind)
-        self.gone: dict[str, list[At]] = defaultdict(list)  # consumer -> when it crashed or disconnected
-        self.fsynced: dict[tuple[str, str, str, str], At] = {}
-        self.pending_left: dict[tuple[str, str, str], int] = {}
-        self.act_points: dict[str, list[At]] = defaultdict(list)  # consumer -> its FIN/REQ/TOUCH
-        self.flips: dict[str, list[At]] = defaultdict(list)  # nsqd -> bits flipped on its disk
-        self.end: At = (0.0, 0)
+def _early(req: Answer, d: Delivery) -> bool:
+    """Whether ``d`` came before the delay of the REQ ``req`` had passed."""
+    return bool(req.delay_ms) and d.at[0] + _EPS < req.at[0] + req.delay_ms / 1000
 
-    # -- reading ----------------------------------------------------------------------
+
+def _next_answer(answers: list[Answer], d: Delivery) -> Answer | None:
+    """The consumer's first answer about the message since it got ``d``."""
+    return next((a for a in answers if a.at >= d.at and a.consumer == d.consumer), None)
+
+
+class _Judge:
+    def __init__(self, h: Timeline) -> None:
+        self.h = h
+        self.v = Verdict(published=h.published, acknowledged=h.acknowledged, failed=h.failed)
+        self.channels = self.existence()
 
     def run(self) -> Verdict:
-        id_key: dict[str, str] = {}
-        for n, e in enumerate(self.evs):
-            at = (e.t, n)
-            self.end = max(self.end, at)
-            kind = e.type
-            if kind == "node":
-                self.settings[e.nsqd] = NodeSettings.from_mapping(e.extra)
-            elif kind == "run":
-                for name, raw in dict(e.extra.get("nodes", {})).items():
-                    self.settings.setdefault(name, NodeSettings.from_mapping(raw))
-            elif kind == "publish":
-                self.pubs[e.key] = _Pub(e.nsqd, e.topic, at, e.defer_ms)
-                self.v.published += 1
-            elif kind == "publish_ok":
-                p = self.pubs.get(e.key)
-                if p is None:
-                    self.v.violations.append(f"phantom_ack: {e.key} acknowledged, never sent")
-                else:
-                    p.acked = at
-                    self.v.acknowledged += 1
-            elif kind == "publish_failed":
-                self.v.failed += 1
-            elif kind in ("subscribed", "channel_created"):
-                self.channel_log[(e.nsqd, e.topic, e.channel)].append((at, "created"))
-                if int(e.extra.get("sample_rate", 0) or 0) > 0:
-                    self.sampled.add((e.nsqd, e.topic, e.channel))
-            elif kind in ("channel_deleted", "channel_emptied"):
-                self.channel_log[(e.nsqd, e.topic, e.channel)].append((at, kind.split("_")[1]))
-            elif kind == "deliver":
-                key = e.key or e.id
-                id_key[e.id] = key
-                self.deliveries[(e.nsqd, e.channel, key)].append(_Delivery(at, e.consumer, e.attempts, e.id))
-                if e.topic:
-                    self.delivery_topic[(e.nsqd, e.channel, key)] = e.topic
-            elif kind in ("fin", "req", "touch"):
-                key = e.key or id_key.get(e.id, e.id)
-                self.acts[(e.nsqd, e.channel, key)].append(_Act(at, kind, e.consumer, e.delay_ms, e.id or self.last_id(e.nsqd, e.channel, key)))
-                self.act_points[e.consumer].append(at)
-            elif kind == "error":
-                parts = e.error.split()
-                if len(parts) >= 3 and parts[0] in ("E_FIN_FAILED", "E_REQ_FAILED"):
-                    self.refused[(e.consumer, parts[2], parts[1])].append(at)
-            elif kind in ("consumer_crash", "disconnected") and e.consumer:
-                self.gone[e.consumer].append(at)
-            elif kind == "crash":
-                self.faults[e.nsqd].append((at, "crash", e.kind or "power"))
-            elif kind in ("stop", "restart"):
-                self.faults[e.nsqd].append((at, "stop", ""))
-            elif kind == "fsync":
-                for key in e.extra.get("keys", ()):
-                    self.fsynced.setdefault((e.nsqd, e.topic, e.channel, str(key)), at)
-            elif kind == "disk_fault" and e.extra.get("fault") == "bitflip":
-                self.flips[e.nsqd].append(at)
-            elif kind == "exception":
-                self.v.violations.append(f"exception: {e.error}")
-            elif kind == "final":
-                left = int(e.extra.get("depth", 0)) + int(e.extra.get("in_flight", 0)) + int(e.extra.get("deferred", 0))
-                self.pending_left[(e.nsqd, e.topic, e.channel)] = left
+        for key in self.h.phantom_acks:
+            self.v.violate(f"phantom_ack: {key} acknowledged, never sent")
+        for error in self.h.exceptions:
+            self.v.violate(f"exception: {error}")
         self.judge()
         return self.v
 
-    def last_id(self, nsqd: str, channel: str, key: str) -> str:
-        ds = self.deliveries.get((nsqd, channel, key))
-        return ds[-1].id if ds else ""
+    # -- channels -----------------------------------------------------------------------
 
-    def node(self, nsqd: str) -> NodeSettings:
-        return self.settings.get(nsqd, NodeSettings())
+    def existence(self) -> dict[tuple[str, str], list[tuple[str, list[tuple[At, At]], list[At]]]]:
+        """Per (nsqd, topic): each channel, the spans in which it existed, and when it was made."""
+        h = self.h
+        # A flipped bit in nsqd.dat may make the next start find no topics and channels:
+        # a channel then exists again once a consumer subscribes.
+        forgotten: dict[str, list[At]] = {}
+        for nsqd, flips in h.metadata_flips.items():
+            starts = h.starts.get(nsqd, [])
+            forgotten[nsqd] = sorted({starts[i] for i in (bisect_left(starts, f) for f in flips) if i < len(starts)})
+        never: At = (float("inf"), 0)
+        by_topic: dict[tuple[str, str], list[tuple[str, list[tuple[At, At]], list[At]]]] = defaultdict(list)
+        for (nsqd, topic, channel), log in sorted(h.channel_log.items()):
+            changes = list(log)
+            if channel.endswith("#ephemeral") or not h.node(nsqd).persistent:
+                changes += [(at, "deleted") for at, _ in h.faults.get(nsqd, [])]
+            changes = sorted(changes + [(at, "deleted") for at in forgotten.get(nsqd, [])])
+            spans: list[tuple[At, At]] = []
+            since: At | None = None
+            for at, what in changes:
+                if what == "created" and since is None:
+                    since = at
+                elif what == "deleted" and since is not None:
+                    spans.append((since, at))
+                    since = None
+            if since is not None:
+                spans.append((since, never))
+            by_topic[(nsqd, topic)].append((channel, spans, [at for at, what in log if what == "created"]))
+        return dict(by_topic)
 
-    # -- channels ---------------------------------------------------------------------
-
-    def alive(self, nsqd: str, topic: str, channel: str, at: At) -> bool:
-        """Whether the channel existed at ``at``."""
-        state = False
-        ephemeral = channel.endswith("#ephemeral") or not self.node(nsqd).persistent
-        stops = [f[0] for f in self.faults.get(nsqd, [])] if ephemeral else []
-        log = sorted(self.channel_log.get((nsqd, topic, channel), []) + [(s, "gone") for s in stops])
-        for when, what in log:
-            if when > at:
-                break
-            if what == "created":
-                state = True
-            elif what in ("deleted", "gone"):
-                state = False
-        return state
-
-    def owed(self, p: _Pub) -> list[str]:
+    def owed(self, p: Publish) -> list[str]:
         """The channels that must get an acknowledged publish ``p``."""
-        names = sorted({c for (n, tp, c) in self.channel_log if n == p.nsqd and tp == p.topic})
-        now = [c for c in names if self.alive(p.nsqd, p.topic, c, p.at)]
+        chans = self.channels.get((p.nsqd, p.topic), [])
+        now = [c for c, spans, _ in chans if any(s <= p.at < e for s, e in spans)]
         if now:
             return now
-        later = [
-            (min(w for w, what in self.channel_log[(p.nsqd, p.topic, c)] if what == "created" and w >= p.at), c)
-            for c in names
-            if any(what == "created" and w >= p.at for w, what in self.channel_log[(p.nsqd, p.topic, c)])
-        ]
-        return [min(later)[1]] if later else []
+        # A topic without channels keeps what it is sent for the first one.  Which one
+        # nsqd made first the history does not tell exactly: a SUB's answer arrives some
+        # time after the channel was made, so answers close together may have come in
+        # either order.  The message must reach one of them: the first that it did.
+        later = sorted((min(w for w in made if w >= p.at), c) for c, _, made in chans if made and made[-1] >= p.at)
+        key = p.key
+        got = next((c for _, c in later if (p.nsqd, c, key) in self.h.deliveries), None)
+        return [got or later[0][1]] if later else []
 
     def after(self, nsqd: str, topic: str, channel: str, what: str, at: At) -> bool:
-        return any(w >= at and x == what for w, x in self.channel_log.get((nsqd, topic, channel), []))
+        return any(w >= at and x == what for w, x in self.h.channel_log.get((nsqd, topic, channel), []))
 
     # -- judging ----------------------------------------------------------------------
 
     def judge(self) -> None:
-        owed: dict[tuple[str, str, str], _Pub] = {}
-        for key, p in self.pubs.items():
-            if p.acked is None:
-                continue
-            for c in self.owed(p):
-                owed[(p.nsqd, c, key)] = p
-        seen: set[tuple[str, str, str]] = set()
-        for (nsqd, channel, key), ds in self.deliveries.items():
-            seen.add((nsqd, channel, key))
-            self.judge_deliveries(nsqd, channel, key, ds, (nsqd, channel, key) in owed)
-        for (nsqd, channel, key), p in sorted(owed.items()):
-            if (nsqd, channel, key) not in seen:
-                self.judge_missing(p, channel, key)
+        owed: dict[tuple[str, str, str], Publish] = {}
+        for key, p in self.h.pubs.items():
+            if p.acked is not None:
+                for c in self.owed(p):
+                    owed[(p.nsqd, c, key)] = p
+        for where, ds in self.h.deliveries.items():
+            self.judge_deliveries(*where, ds, where in owed)
+        missing = [(where, p) for where, p in owed.items() if where not in self.h.deliveries]
+        unexplained: dict[tuple[str, str, str], list[Outcome]] = defaultdict(list)
+        for (nsqd, channel, key), p in missing:
+            o = Outcome(nsqd, p.topic, channel, key, "lost_allowed", rule=self.loss_rule(p, channel, key))
+            if o.rule:
+                self.v.outcomes.append(o)
+            else:
+                unexplained[(nsqd, p.topic, channel)].append(o)
+        for where, os in unexplained.items():
+            # A queue gives out its oldest first: what is still there is the newest.  A
+            # run an exception stopped had no time to drain: nothing is known lost.
+            left = len(os) if self.h.exceptions else self.h.final.get(where, 0)
+            for i, o in enumerate(os):
+                if i >= len(os) - left:
+                    o.status = "pending"
+                    self.v.outcomes.append(o)
+                else:
+                    p = self.h.pubs[o.key]
+                    acked = p.acked[0] if p.acked else 0.0
+                    self.outcome(o, f"lost: {o.key} acknowledged by {o.nsqd} at {acked:.6f}, never delivered to channel {o.channel}")
 
     def outcome(self, o: Outcome, violation: str = "") -> None:
         if violation:
             o.status = "violation"
             o.rule = o.rule or violation.split(":")[0]
-            self.v.violations.append(violation)
+            self.v.violate(violation)
         self.v.outcomes.append(o)
 
-    def judge_deliveries(self, nsqd: str, channel: str, key: str, ds: list[_Delivery], expected: bool) -> None:
-        p = self.pubs.get(key)
-        topic = p.topic if p else self.delivery_topic.get((nsqd, channel, key), "")
+    def judge_deliveries(self, nsqd: str, channel: str, key: str, ds: list[Delivery], expected: bool) -> None:
+        p = self.h.pubs.get(key)
+        topic = p.topic if p else self.h.delivery_topic.get((nsqd, channel, key), "")
         o = Outcome(nsqd, topic, channel, key, "delivered" if len(ds) == 1 else "duplicated", len(ds), expected=expected)
         if p is None:
             return self.outcome(o, f"phantom: {key} delivered on {nsqd}/{channel} but never published")
@@ -312,76 +313,89 @@ class _Checker:
         if p.defer_ms and first + _EPS < sent + p.defer_ms / 1000:
             return self.outcome(o, f"early: {key} deferred {p.defer_ms}ms at {sent:.6f}, delivered at {first:.6f}")
         problem = ""
+        story = _Story(nsqd, f"{topic}/{channel}", f"{key} on {nsqd}/{channel}", p.at, self.h.answers.get((nsqd, channel, key), []))
         for prev, cur in pairwise(ds):
-            cause, problem = self.redelivery(nsqd, channel, key, prev, cur)
+            cause, problem = self.redelivery(story, prev, cur)
             o.causes.append(cause)
             if problem:
                 break
         self.outcome(o, problem)
 
-    def redelivery(self, nsqd: str, channel: str, key: str, prev: _Delivery, cur: _Delivery) -> tuple[str, str]:
+    def redelivery(self, m: _Story, prev: Delivery, cur: Delivery) -> tuple[str, str]:
         """(cause, violation or "") for the delivery ``cur`` after ``prev``."""
-        what = f"{key} on {nsqd}/{channel}"
-        mode = self.node(nsqd).mode
-        restarts = [f for f in self.faults.get(nsqd, []) if prev.at <= f[0] <= cur.at]
-        acts = [a for a in self.acts.get((nsqd, channel, key), []) if prev.at <= a.at <= cur.at and a.consumer == prev.consumer]
-        answer = next((a for a in acts if a.kind in ("fin", "req")), None)
-        if restarts:
-            crashed = any(kind == "crash" for _, kind, _ in restarts)
-            if crashed:
-                return "crash_redelivery", ""  # records read again: FINs, REQs and attempts may be undone
-            fin_before = answer is not None and answer.kind == "fin" and answer.at < restarts[0][0] and mode != "memory"
-            if fin_before and answer is not None and not self.was_refused(answer, prev, "FIN"):
-                return "restart_redelivery", f"fin_undone_by_clean_restart: {what} finished at {answer.at[0]:.6f}, delivered again"
-            if cur.attempts <= prev.attempts:
-                return "restart_redelivery", f"attempts: {what} attempts {prev.attempts} then {cur.attempts} across a clean restart"
-            return "restart_redelivery", ""
+        nsqd, what, answers = m.nsqd, m.what, m.answers
+        lives = self.h.lives_between(nsqd, prev, cur)
+        if lives:
+            return self.across_restart(m, prev, cur, lives)
+        if (
+            cur.attempts < prev.attempts
+            and cur.consumer != prev.consumer
+            and between(self.h.heals.get((cur.consumer, nsqd), []), m.sent, cur.at)
+        ):
+            return "timeout", ""  # sent before prev, held at the cut (see the module doc)
         if cur.attempts <= prev.attempts:
             return "timeout", f"attempts: {what} attempts {prev.attempts} then {cur.attempts}"
-        gone = _between(sorted(self.gone.get(prev.consumer, [])), prev.at, cur.at)
+        answer = next((a for a in answers if prev.at <= a.at <= cur.at and a.consumer == prev.consumer and a.kind != "touch"), None)
         if answer is None:
-            return ("consumer_gone" if gone else "timeout"), ""
+            return ("consumer_gone" if self.h.gone(prev.consumer, nsqd, prev.at, cur.at) else "timeout"), ""
+        if answer.kind == "hold":
+            return "timeout", ""
         if answer.kind == "req":
-            if self.was_refused(answer, prev, "REQ"):
+            if self.h.was_refused(nsqd, answers, answer, prev):
                 return "timeout", ""  # too late: nsqd had already timed it out
-            early = answer.delay_ms and cur.at[0] + _EPS < answer.at[0] + answer.delay_ms / 1000
-            if early and not self.req_took_redelivery(nsqd, channel, key, cur):
+            if _early(answer, cur) and not self.req_took(nsqd, answers, prev, cur):
                 return "requeue", f"early: {what} requeued for {answer.delay_ms}ms at {answer.at[0]:.6f}, delivered at {cur.at[0]:.6f}"
             return "requeue", ""
-        if self.was_refused(answer, prev, "FIN"):
+        if self.h.was_refused(nsqd, answers, answer, prev) or self.fin_took(nsqd, answers, prev, cur):
             return "timeout", ""  # the FIN came after the timeout
-        if _between(sorted(self.gone.get(prev.consumer, [])), answer.at, self.end):
+        if self.h.gone(prev.consumer, nsqd, answer.at, self.h.end):
             return "consumer_gone", ""  # the FIN may never have reached nsqd
         return "timeout", f"redelivered_after_fin: {what} FIN at {answer.at[0]:.6f} accepted, delivered again at {cur.at[0]:.6f}"
 
-    def was_refused(self, act: _Act, d: _Delivery, command: str) -> bool:
-        """Whether nsqd answered ``act`` with E_FIN_FAILED / E_REQ_FAILED (before the consumer's next act)."""
-        points = self.act_points.get(act.consumer, [])
-        i = bisect.bisect_right(points, act.at)
-        until = points[i] if i < len(points) else self.end
-        return _between(sorted(self.refused.get((act.consumer, act.id or d.id, command), [])), act.at, until)
+    def across_restart(self, m: _Story, prev: Delivery, cur: Delivery, lives: list[Life]) -> tuple[str, str]:
+        if any(life.crash for life in lives):
+            return "crash_redelivery", ""  # records read again: FINs, REQs and attempts may be undone
+        what = m.what
+        stop = next((life.at for life in lives if not life.start), None)
+        if stop is not None:  # else prev came from the old life after it ended: it could not answer
+            answer = next((a for a in m.answers if prev.at <= a.at <= stop and a.consumer == prev.consumer and a.kind in ("fin", "req")), None)
+            if answer is not None and not self.h.was_refused(m.nsqd, m.answers, answer, prev):
+                held = self.h.held.get((m.nsqd, stop))
+                if held is not None:
+                    # What nsqd held at the stop settles whether the answer had arrived.
+                    state = held.get(m.channel, {}).get(answer.id or prev.id)
+                    arrived = state is None if answer.kind == "fin" else state == "deferred"
+                else:
+                    # Without it, an answer the connection did not outlive may have been lost.
+                    arrived = not self.h.gone(prev.consumer, m.nsqd, answer.at, self.h.end)
+                if arrived and answer.kind == "fin":
+                    return "restart_redelivery", f"fin_undone_by_clean_restart: {what} finished at {answer.at[0]:.6f}, delivered again"
+                if arrived and _early(answer, cur):
+                    return "restart_redelivery", (
+                        f"early: {what} requeued for {answer.delay_ms}ms at {answer.at[0]:.6f}, "
+                        f"delivered at {cur.at[0]:.6f} after a clean restart"
+                    )
+        if cur.attempts <= prev.attempts:
+            return "restart_redelivery", f"attempts: {what} attempts {prev.attempts} then {cur.attempts} across a clean restart"
+        return "restart_redelivery", ""
 
-    def req_took_redelivery(self, nsqd: str, channel: str, key: str, cur: _Delivery) -> bool:
-        """A REQ that arrived after nsqd had timed the message out and sent it to the same
-        consumer again applies to that redelivery: the consumer's answer to it then fails."""
-        later = [a for a in self.acts.get((nsqd, channel, key), []) if a.at >= cur.at and a.consumer == cur.consumer]
-        return bool(later) and (later[0].kind == "touch" or self.was_refused(later[0], cur, later[0].kind.upper()))
+    def fin_took(self, nsqd: str, answers: list[Answer], prev: Delivery, cur: Delivery) -> bool:
+        """Whether a FIN meant for ``prev`` finished ``cur``: nsqd had timed ``prev`` out and
+        sent ``cur`` to the same consumer, and the consumer's answer to ``cur`` failed."""
+        if cur.consumer != prev.consumer:
+            return False
+        later = _next_answer(answers, cur)
+        return later is not None and later.kind != "hold" and self.h.was_refused(nsqd, answers, later, cur)
 
-    def judge_missing(self, p: _Pub, channel: str, key: str) -> None:
-        o = Outcome(p.nsqd, p.topic, channel, key, "lost_allowed")
-        rule = self.loss_rule(p, channel, key)
-        if rule:
-            o.rule = rule
-            return self.outcome(o)
-        left = self.pending_left.get((p.nsqd, p.topic, channel), 0)
-        if left > 0:
-            self.pending_left[(p.nsqd, p.topic, channel)] = left - 1
-            o.status = "pending"
-            return self.outcome(o)
-        acked = p.acked[0] if p.acked else 0.0
-        self.outcome(o, f"lost: {key} acknowledged by {p.nsqd} at {acked:.6f}, never delivered to channel {channel}")
+    def req_took(self, nsqd: str, answers: list[Answer], prev: Delivery, cur: Delivery) -> bool:
+        """Whether a REQ meant for ``prev`` may have requeued ``cur`` instead (as ``fin_took``),
+        which is so unless the consumer's answer to ``cur`` succeeded."""
+        if cur.consumer != prev.consumer:
+            return False  # nsqd takes an answer only from the consumer that holds the message
+        later = _next_answer(answers, cur)
+        return later is None or later.kind == "hold" or self.h.was_refused(nsqd, answers, later, cur)
 
-    def loss_rule(self, p: _Pub, channel: str, key: str) -> str:
+    def loss_rule(self, p: Publish, channel: str, key: str) -> str:
         """The rule that allows ``key`` never to reach ``channel``, or ""."""
         if self.after(p.nsqd, p.topic, channel, "deleted", p.at):
             return "channel_deleted"
@@ -389,25 +403,24 @@ class _Checker:
             return "channel_emptied"
         if channel.endswith("#ephemeral"):
             return "ephemeral"
-        if (p.nsqd, p.topic, channel) in self.sampled:
+        if (p.nsqd, p.topic, channel) in self.h.sampled:
             return "sampled_out"
-        if any(at >= p.at for at in self.flips.get(p.nsqd, [])):
+        if any(at >= p.at for at in self.h.flips.get(p.nsqd, [])):
             return "disk_corruption"
-        node = self.node(p.nsqd)
-        for at, what, kind in self.faults.get(p.nsqd, []):
+        node = self.h.node(p.nsqd)
+        for at, what in self.h.faults.get(p.nsqd, []):
             if at < p.at:
                 continue
             if node.mode == "memory":
                 return "no_disk"
-            if what != "crash":
+            if what == "stop":
                 continue  # a clean exit writes everything to disk
             if node.mode == "default":
                 # Memory first: and even a record known to be fsynced may have been read
                 # into memory (a deferred one) with the read position synced past it.
                 return "memory_at_crash"
-            if node.mode == "disk-only" and kind == "power" and node.sync_every != 1:
-                known = [self.fsynced.get((p.nsqd, p.topic, c, key)) for c in (channel, "")]
-                synced = any(k is not None and k <= at for k in known)
-                if not synced:
+            if node.mode == "disk-only" and what == "power" and node.sync_every != 1:
+                known = [self.h.fsynced.get((p.nsqd, p.topic, c, key)) for c in (channel, "")]
+                if not any(k is not None and k <= at for k in known):
                     return "unsynced_at_power_loss"
         return ""

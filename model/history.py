@@ -5,6 +5,9 @@ dict (a JSON object per line in a file, as ``nsqsim/history.py`` writes them)
 or an ``Event``; ``events(raw)`` turns either into ``Event`` objects.  Every
 event has ``t`` (seconds, any clock that only moves forward) and ``type``.
 Unknown types and unknown keys are ignored, so a recorder may add its own.
+The checker reads the dicts as they are (``Event.to_dict`` for the others):
+a simulation's history has thousands of events, and one object each would
+cost more than the judging.
 
 Nodes and messages
 ------------------
@@ -13,7 +16,8 @@ events).  A message is named by its ``key``: whatever the producer put in
 the body to recognise it (nsqsim: ``<producer>:<seq>``), since nsqd's answer
 to PUB carries no id; ``id`` is nsqd's message id where known.  A FIN, REQ or
 TOUCH may give the ``id`` alone: the key is then that of the delivery with
-that id.
+that id.  A client is named by ``consumer`` (``who`` is accepted for it in
+``disconnected``, as nsqsim writes it).
 
 Types and their fields
 ----------------------
@@ -27,29 +31,44 @@ Types and their fields
 ``publish``            nsqd, topic, key, defer_ms (0: PUB): a producer sent it
 ``publish_ok``         key: nsqd acknowledged it
 ``publish_failed``     key, error: refused, or the outcome is unknown
-``subscribed``         consumer, nsqd, topic, channel, sample_rate (optional)
+``subscribed``         consumer, nsqd, topic, channel, sample_rate (optional):
+                       SUB answered; what then comes on that connection was
+                       sent by the life of nsqd that answered
 ``channel_created``,   nsqd, topic, channel: an operator created, deleted or
 ``channel_deleted``,   emptied a channel (HTTP or nsqadmin)
 ``channel_emptied``
 ``deliver``            consumer, nsqd, topic, channel, key, id, attempts
 ``fin``, ``req``,      consumer, nsqd, channel, key or id; ``req`` has delay_ms
 ``touch``
+``hold``               consumer, nsqd, channel, key or id: the consumer will
+                       never answer this delivery (nsqd must time it out)
 ``error``              consumer, nsqd, error (nsqd's text, e.g.
                        ``E_FIN_FAILED FIN <id> failed ...``)
 ``timeout``            nsqd, channel, key: nsqd timed it out (broker side;
                        informational: a redelivery with no answer is a timeout)
-``disconnected``       who, nsqd: a client's connection ended
-``consumer_crash``     consumer
+``disconnected``       who, nsqd: a client's connection to that nsqd ended
+``consumer_crash``     consumer: its process died, with every connection
 ``crash``              nsqd, kind: ``kill`` (the process died; the OS keeps
                        what it wrote) or ``power`` (only fsynced bytes
                        survive; the default, as nsqsim's crash is both)
-``stop``, ``start``    nsqd: a clean exit; a start after a stop or crash
+``kill``               nsqd: a ``crash`` of kind ``kill`` (nsqsim's word)
+``stop``, ``start``    nsqd: a clean exit; a start after a stop or crash.  A
+                       ``stop`` may say what nsqd still held, as ``held``:
+                       ``{"<topic>/<channel>": {id: "in_flight" | "deferred"
+                       | "queued"}}``, every message the channel had
+                       delivered and not finished; that tells whether a
+                       FIN or REQ sent just before reached it
 ``restart``            nsqd: a clean exit and start in one event
-``partition``,         informational: where the network was cut and mended
-``heal``
-``disk_fault``         nsqd, fault: with ``fault`` = ``bitflip``, the disk rotted
-                       (records may be lost: checksums catch it)
-``exception``          error: something escaped the broker (always a violation)
+``partition``          informational: where the network was cut
+``heal``               side_a, side_b (lists of nodes and clients): the cut
+                       between them is mended; what it held arrives now
+``disk_fault``         nsqd, fault, where ([file, bit]): with ``fault`` =
+                       ``bitflip`` the disk rotted (records may be lost:
+                       checksums catch it; in ``nsqd.dat``, or where no file
+                       is named, the next start may find no channels),
+                       unless ``where`` is given as null (no file to flip)
+``exception``          error: something escaped the broker (always a
+                       violation; the run stopped there)
 ``fsync``              nsqd, topic, channel ("" for the topic's own queue),
                        keys: these messages' records are known to be fsynced
                        in that queue (optional; tightens the loss rules)
@@ -61,11 +80,13 @@ Types and their fields
 
 from __future__ import annotations
 
+import bisect
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Event", "NodeSettings", "events"]
+__all__ = ["Answer", "At", "Delivery", "Event", "Life", "NodeSettings", "Publish", "Timeline", "between", "events"]
 
 
 @dataclass(frozen=True)
@@ -92,8 +113,24 @@ class Event:
             known["nsqd"] = raw["host"]
         if "consumer" not in known and raw.get("type") == "disconnected" and isinstance(raw.get("who"), str):
             known["consumer"] = raw["who"]
-        extra = {k: v for k, v in raw.items() if k not in _FIELDS}
-        return cls(t=float(raw["t"]), type=str(raw["type"]), **known, extra=extra)
+        if raw.get("type") == "kill":
+            return cls(t=float(raw["t"]), type="crash", **{**known, "kind": "kill"}, extra=_extra(raw))
+        return cls(t=float(raw["t"]), type=str(raw["type"]), **known, extra=_extra(raw))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as the plain dict a recorder writes (fields left at their defaults omitted)."""
+        out: dict[str, Any] = dict(self.extra)
+        out["t"] = self.t
+        out["type"] = self.type
+        for name in _FIELDS:
+            value = getattr(self, name)
+            if value:
+                out[name] = value
+        return out
+
+
+def _extra(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in raw.items() if k not in _FIELDS}
 
 
 _FIELDS = ("nsqd", "topic", "channel", "key", "id", "consumer", "attempts", "defer_ms", "delay_ms", "kind", "error")
@@ -122,11 +159,244 @@ class NodeSettings:
         for name, kind in (("mem_queue_size", int), ("durable_publish", bool), ("sync_every", int), ("persistent", bool)):
             if name in raw:
                 kw[name] = kind(raw[name])
+        # Older nsqsim histories say only what each kind of stop may lose (crash_loses,
+        # kill_loses, restart_loses); those words imply the mode.
         if "persistent" not in kw and raw.get("crash_loses") is True and raw.get("restart_loses") is True:
-            kw["persistent"] = False  # nsqsim's word for a node that keeps messages only in memory
+            kw["persistent"] = False
+        if "durable_publish" not in kw and raw.get("crash_loses") is False:
+            kw["durable_publish"] = True
+        if "mem_queue_size" not in kw and raw.get("kill_loses") is False and raw.get("restart_loses") is False:
+            kw["mem_queue_size"] = 0
         return cls(**kw)
 
 
 def events(raw: Iterable[Mapping[str, Any] | Event]) -> list[Event]:
     """The history as ``Event`` objects, in the order given."""
     return [e if isinstance(e, Event) else Event.from_dict(e) for e in raw]
+
+
+# -- a history read once, for look-ups by message, node, connection and time ----------
+
+# A point in the history: its time, and its position among events of equal time.
+At = tuple[float, int]
+
+_METADATA = "nsqd.dat"  # where nsqd lists its topics and channels
+_ANSWERS = frozenset({"fin", "req", "touch", "hold"})
+_REFUSALS = {"E_FIN_FAILED": "fin", "E_REQ_FAILED": "req", "E_TOUCH_FAILED": "touch"}
+
+
+@dataclass(slots=True)
+class Publish:
+    key: str
+    nsqd: str
+    topic: str
+    at: At  # when it was sent
+    defer_ms: int
+    acked: At | None = None
+
+
+@dataclass(slots=True)
+class Delivery:
+    at: At  # when the consumer got it
+    consumer: str
+    attempts: int
+    id: str
+
+
+@dataclass(slots=True)
+class Answer:
+    """A consumer's FIN, REQ or TOUCH for a delivery, or its ``hold`` (no answer, ever)."""
+
+    at: At
+    kind: str  # fin | req | touch | hold
+    consumer: str
+    delay_ms: int
+    id: str
+
+
+@dataclass(slots=True)
+class Life:
+    """Where one life of a node ends (a stop or crash) or the next begins (a start)."""
+
+    at: At
+    crash: bool  # the life ended by a crash or kill, not a clean exit
+    start: bool
+
+
+def between(points: list[At], lo: At, hi: At) -> bool:
+    """Whether some point of the sorted ``points`` lies in [lo, hi]."""
+    i = bisect.bisect_left(points, lo)
+    return i < len(points) and points[i] <= hi
+
+
+class Timeline:
+    """What a history says happened, read in one pass (the dicts as they are: a
+    simulation's history has thousands of events, and the checker must stay cheap
+    beside the run) and kept in lists sorted by ``At`` for look-ups by time."""
+
+    def __init__(self, history: Iterable[Mapping[str, Any] | Event]) -> None:
+        self.settings: dict[str, NodeSettings] = {}
+        self.pubs: dict[str, Publish] = {}
+        self.published = self.acknowledged = self.failed = 0
+        self.phantom_acks: list[str] = []  # keys acknowledged but never sent
+        self.exceptions: list[str] = []  # what escaped the broker; the run stopped there
+        self.deliveries: dict[tuple[str, str, str], list[Delivery]] = defaultdict(list)  # (nsqd, channel, key)
+        self.delivery_topic: dict[tuple[str, str, str], str] = {}
+        self.answers: dict[tuple[str, str, str], list[Answer]] = defaultdict(list)  # (nsqd, channel, key)
+        self.refused: dict[tuple[str, str, str, str], list[At]] = defaultdict(list)  # (consumer, nsqd, id, fin|req|touch)
+        self.channel_log: dict[tuple[str, str, str], list[tuple[At, str]]] = defaultdict(list)  # created|deleted|emptied
+        self.sampled: set[tuple[str, str, str]] = set()
+        self.subscribed: dict[tuple[str, str], list[At]] = defaultdict(list)  # (consumer, nsqd) -> SUB answered
+        self.crashed: dict[str, list[At]] = defaultdict(list)  # consumer -> its process died
+        self.disconnects: dict[tuple[str, str], list[At]] = defaultdict(list)  # (consumer, nsqd) -> connection ended
+        self.heals: dict[tuple[str, str], list[At]] = defaultdict(list)  # (a, b) -> a cut between them mended
+        self.faults: dict[str, list[tuple[At, str]]] = defaultdict(list)  # nsqd -> (at, stop | kill | power)
+        self.starts: dict[str, list[At]] = defaultdict(list)
+        self.held: dict[tuple[str, At], Mapping[str, Mapping[str, str]]] = {}  # (nsqd, stop) -> what it held
+        self.fsynced: dict[tuple[str, str, str, str], At] = {}  # (nsqd, topic, channel, key) -> first known
+        self.flips: dict[str, list[At]] = defaultdict(list)  # nsqd -> bits flipped on its disk
+        self.metadata_flips: dict[str, list[At]] = defaultdict(list)  # ... in nsqd.dat, or in a file not named
+        self.final: dict[tuple[str, str, str], int] = {}  # (nsqd, topic, channel) -> messages left at the end
+        self.end: At = (0.0, 0)
+        self._read(history)
+        self.lives: dict[str, tuple[list[At], list[Life]]] = {nsqd: self._lives(nsqd) for nsqd in {*self.faults, *self.starts}}
+
+    def _read(self, history: Iterable[Mapping[str, Any] | Event]) -> None:
+        id_key: dict[str, str] = {}
+        at: At = (0.0, 0)
+        for n, raw in enumerate(history):
+            e = raw.to_dict() if isinstance(raw, Event) else raw
+            kind = e["type"]
+            at = (e["t"], n)
+            if kind == "deliver":
+                mid = e.get("id", "")
+                key = e.get("key") or mid
+                id_key[mid] = key
+                where = (e["nsqd"], e["channel"], key)
+                self.deliveries[where].append(Delivery(at, e["consumer"], e.get("attempts", 0), mid))
+                if e.get("topic"):
+                    self.delivery_topic[where] = e["topic"]
+            elif kind in _ANSWERS:
+                mid = e.get("id", "")
+                key = e.get("key") or id_key.get(mid, mid)
+                where = (e["nsqd"], e.get("channel", ""), key)
+                if not mid:
+                    ds = self.deliveries.get(where)
+                    mid = ds[-1].id if ds else ""
+                self.answers[where].append(Answer(at, kind, e["consumer"], e.get("delay_ms", 0) or 0, mid))
+            elif kind == "publish":
+                self.pubs[e["key"]] = Publish(e["key"], e["nsqd"], e["topic"], at, e.get("defer_ms", 0) or 0)
+                self.published += 1
+            elif kind == "publish_ok":
+                p = self.pubs.get(e["key"])
+                if p is None:
+                    self.phantom_acks.append(e["key"])
+                else:
+                    p.acked = at
+                    self.acknowledged += 1
+            elif kind == "publish_failed":
+                self.failed += 1
+            elif kind == "error":
+                parts = str(e.get("error", "")).split()
+                if len(parts) >= 3 and parts[0] in _REFUSALS:
+                    self.refused[(e.get("consumer", ""), e.get("nsqd", ""), parts[2], _REFUSALS[parts[0]])].append(at)
+            else:
+                self._read_rare(kind, e, at)
+        self.end = at
+
+    def _read_rare(self, kind: str, e: Mapping[str, Any], at: At) -> None:
+        """Events that come a few times a run (the ones above come per message)."""
+        nsqd = e.get("nsqd") or e.get("host", "")
+        if kind in ("subscribed", "channel_created"):
+            self.channel_log[(nsqd, e["topic"], e["channel"])].append((at, "created"))
+            if kind == "subscribed":
+                self.subscribed[(e["consumer"], nsqd)].append(at)
+            if int(e.get("sample_rate", 0) or 0) > 0:
+                self.sampled.add((nsqd, e["topic"], e["channel"]))
+        elif kind in ("channel_deleted", "channel_emptied"):
+            self.channel_log[(nsqd, e["topic"], e["channel"])].append((at, kind.removeprefix("channel_")))
+        elif kind == "disconnected":
+            self.disconnects[(e.get("consumer") or e.get("who", ""), nsqd)].append(at)
+        elif kind == "consumer_crash":
+            self.crashed[e["consumer"]].append(at)
+        elif kind in ("crash", "kill", "stop", "restart"):
+            what = "stop" if kind in ("stop", "restart") else "kill" if kind == "kill" else e.get("kind") or "power"
+            self.faults[nsqd].append((at, what))
+            if "held" in e:
+                self.held[(nsqd, at)] = e["held"]
+            if kind == "restart":
+                self.starts[nsqd].append(at)
+        elif kind == "start":
+            self.starts[nsqd].append(at)
+        elif kind == "heal":
+            for a in e.get("side_a", ()):
+                for b in e.get("side_b", ()):
+                    self.heals[(a, b)].append(at)
+                    self.heals[(b, a)].append(at)
+        elif kind == "fsync":
+            for key in e.get("keys", ()):
+                self.fsynced.setdefault((nsqd, e.get("topic", ""), e.get("channel", ""), str(key)), at)
+        elif kind == "disk_fault" and e.get("fault") == "bitflip" and e.get("where", ()) is not None:
+            self.flips[nsqd].append(at)
+            where = e.get("where", ())
+            if not where or str(where[0]).rsplit("/", 1)[-1] == _METADATA:
+                self.metadata_flips[nsqd].append(at)
+        elif kind == "exception":
+            self.exceptions.append(str(e.get("error", "")))
+        elif kind == "final":
+            self.final[(nsqd, e["topic"], e["channel"])] = int(e.get("depth", 0)) + int(e.get("in_flight", 0)) + int(e.get("deferred", 0))
+        elif kind == "node":
+            self.settings[nsqd] = NodeSettings.from_mapping(e)
+        elif kind == "run":
+            for name, raw_node in dict(e.get("nodes", {})).items():
+                self.settings.setdefault(name, NodeSettings.from_mapping(raw_node))
+
+    def _lives(self, nsqd: str) -> tuple[list[At], list[Life]]:
+        marks = [Life(at, what != "stop", False) for at, what in self.faults.get(nsqd, [])]
+        ends = [m.at for m in marks]
+        for s in self.starts.get(nsqd, []):
+            i = bisect.bisect_right(ends, s)
+            if i:  # a start with no stop before it begins no new life
+                marks.append(Life(s, marks[i - 1].crash, True))
+        marks.sort(key=lambda m: m.at)
+        return [m.at for m in marks], marks
+
+    def node(self, nsqd: str) -> NodeSettings:
+        return self.settings.get(nsqd, NodeSettings())
+
+    # -- look-ups -----------------------------------------------------------------------
+
+    def lives_between(self, nsqd: str, prev: Delivery, cur: Delivery) -> list[Life]:
+        """The ends and starts of the node's lives between the ones that sent ``prev`` and ``cur``.
+
+        Those between the two receipts; and those between the SUBs that made the
+        connections they came on, since a connection belongs to the life that
+        answered its SUB and what that life sent can arrive after its end, even
+        after the next start (a black-holed link delivers what it held when it heals)."""
+        found = self.lives.get(nsqd)
+        if found is None:
+            return []
+        ats, marks = found
+        lo = prev.at
+        made = [self.connected(d.consumer, nsqd, d.at) for d in (prev, cur)]
+        if made[0] is not None and made[1] is not None and made[0] != made[1]:
+            first, last = min(made[0], made[1]), max(made[0], made[1])
+            if between(ats, first, last):
+                lo = first
+        return marks[bisect.bisect_left(ats, lo) : bisect.bisect_right(ats, cur.at)]
+
+    def connected(self, consumer: str, nsqd: str, at: At) -> At | None:
+        """When the consumer's connection to ``nsqd`` that was up at ``at`` subscribed."""
+        subs = self.subscribed.get((consumer, nsqd), [])
+        i = bisect.bisect_right(subs, at)
+        return subs[i - 1] if i else None
+
+    def gone(self, consumer: str, nsqd: str, lo: At, hi: At) -> bool:
+        """Whether the consumer's connection to ``nsqd`` ended in [lo, hi]."""
+        return between(self.crashed.get(consumer, []), lo, hi) or between(self.disconnects.get((consumer, nsqd), []), lo, hi)
+
+    def was_refused(self, nsqd: str, answers: list[Answer], a: Answer, d: Delivery) -> bool:
+        """Whether nsqd refused ``a`` (E_FIN_FAILED ...): the error came back before the
+        consumer's next answer about the same message."""
+        until = next((b.at for b in answers if b.at > a.at and b.consumer == a.consumer), self.end)
+        return between(self.refused.get((a.consumer, nsqd, a.id or d.id, a.kind), []), a.at, until)

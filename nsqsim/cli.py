@@ -5,8 +5,9 @@
 
 ``--faults`` overrides the configuration's random faults: ``off``, ``on``, or
 a comma-separated list of fault kinds to draw (``crash,partition_node``).
-``run`` exits 1 when the checkers find a violation, ``sweep`` when any seed
-does; both print the command that replays each failing seed.
+``run`` exits 1 when the check of its history (``model.checker``, through
+``nsqsim.checkers``) finds a violation, ``sweep`` when any seed does; both
+print the command that replays each failing seed.
 """
 
 from __future__ import annotations

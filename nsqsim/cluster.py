@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import simpy
 
+from broker.nsqd.nsqd import NSQD
 from broker.storage.memfs import SimulatedCrash
 from nsqsim.clock import SimClock, run_until
 from nsqsim.config import LOOKUPD_HTTP_PORT, ClusterConfig
@@ -123,8 +124,9 @@ class Cluster:
         self.nsqd_nodes[host].kill()
 
     def stop_nsqd(self, host: str) -> None:
-        self.history.record("stop", host=host)
-        self.nsqd_nodes[host].stop()
+        node = self.nsqd_nodes[host]
+        self.history.record("stop", host=host, held=_held(node.nsqd))
+        node.stop()
 
     def start_nsqd(self, host: str) -> None:
         """Start ``host``'s nsqd again, at least ``PROCESS_START`` after its last process ended."""
@@ -264,6 +266,23 @@ class Cluster:
                         requeues=channel.requeue_count,
                         messages=channel.message_count,
                     )
+
+
+def _held(nsqd: NSQD | None) -> dict[str, dict[str, str]]:
+    """What each channel had delivered and not finished as it stopped cleanly (the
+    ``stop`` event's ``held``): a FIN or REQ sent just before the stop reached nsqd
+    exactly when its message is no longer listed, which the checker cannot
+    otherwise tell."""
+    out: dict[str, dict[str, str]] = {}
+    if nsqd is None:
+        return out
+    for topic in nsqd.topics.values():
+        for channel in topic.channels.values():
+            ids = {m.id.decode("ascii", "replace"): "queued" for m in channel.memory if m.attempts}
+            ids.update((m.id.decode("ascii", "replace"), "deferred") for m in channel.deferred.values() if m.attempts)
+            ids.update((m.id.decode("ascii", "replace"), "in_flight") for m in channel.in_flight.values())
+            out[f"{topic.name}/{channel.name}"] = ids
+    return out
 
 
 def _scheduled_events(env: simpy.Environment) -> int:

@@ -7,7 +7,9 @@ that the same seed and configuration give the same bytes.  The types:
 =================  ===========================================================
 ``run``            seed, config name and digest, and per nsqd what a stop may
                    lose of what it acknowledged (``crash_loses``,
-                   ``kill_loses``, ``restart_loses``), and the fault schedule
+                   ``kill_loses``, ``restart_loses``) and the settings that
+                   decide it (``mem_queue_size``, ``durable_publish``,
+                   ``sync_every``, ``persistent``), and the fault schedule
 ``publish``        a producer sent PUB, DPUB or MPUB (one event per message):
                    producer, nsqd, topic, key, defer_ms
 ``publish_ok``     nsqd answered OK: producer, key
@@ -24,7 +26,10 @@ that the same seed and configuration give the same bytes.  The types:
 ``error``          an error frame reached a consumer: consumer, nsqd, error
 ``disconnected``   a consumer or producer connection closed: who, nsqd, error
 ``consumer_crash``, ``consumer_restart``, ``consumer_stall``, ``consumer_resume``
-``crash``, ``kill``, ``stop``, ``start``  an nsqd lost power, was killed, exited cleanly, started
+``crash``, ``kill``, ``stop``, ``start``  an nsqd lost power, was killed, exited cleanly, started;
+                   ``stop`` carries ``held``: per ``topic/channel``, the ids
+                   nsqd had delivered and not finished (``in_flight``,
+                   ``deferred`` or ``queued`` again), read from the broker
 ``lookupd_crash``, ``lookupd_start``
 ``partition``, ``heal``, ``slow_link``, ``slow_link_end``, ``disk_fault``, ``disk_heal``
 ``load_end``       producers stopped and faults ended; the cluster drains

@@ -1,9 +1,10 @@
 """The figures of one run, as a JSON-ready dict and as a rich table.
 
 ``summarize`` joins what the run measured (simulated and wall time, events)
-with what the checkers found (messages, deliveries, duplicates and losses by
-cause, violations) and the latency percentiles, and names the command that
-replays the run.
+with the verdict on its history (``nsqsim.checkers``, the formal model's
+checker: messages, deliveries, duplicates by cause and allowed losses by the
+rule that allows them, violations) and the latency percentiles, and names the
+command that replays the run.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     table.add_row("published / acknowledged / failed", f"{summary['published']} / {summary['acknowledged']} / {summary['publish_failed']}")
     table.add_row("deliveries (unique) / expected", f"{summary['delivered']} ({summary['unique_delivered']}) / {summary['expected']}")
     table.add_row("duplicates", _by_cause(summary["duplicates"], summary["duplicates_by_cause"]))
-    table.add_row("losses allowed by the fault model", _by_cause(summary["lost_allowed"], summary["lost_allowed_by_cause"]))
+    table.add_row("losses allowed, by rule", _by_cause(summary["lost_allowed"], summary["lost_allowed_by_cause"]))
     table.add_row("pending at the end", str(summary["pending"]))
     lat = summary["latency_ms"]
     table.add_row(

@@ -220,3 +220,137 @@ def test_nsqsim_histories_are_read_as_they_are_written() -> None:
     assert NodeSettings.from_mapping(e0.extra["nodes"]["nsqd-0"]).mode == "memory"
     v = check(raw)
     assert v.ok and v.losses_by_rule() == {"no_disk": 1}
+    # nsqsim's "kill" is a crash that keeps what was written; Events read it so.
+    [kill] = events([{"t": 2.0, "type": "kill", "host": "nsqd-0"}])
+    assert (kill.type, kill.kind, kill.nsqd) == ("crash", "kill", "nsqd-0")
+    assert check([kill]).ok and Event.from_dict(kill.to_dict()) == kill
+
+
+def test_a_consumer_gone_at_its_fin_explains_a_redelivery_across_a_clean_restart() -> None:
+    # The FIN may never have left: the consumer died at the instant it wrote it.
+    v = verdict(
+        node("default"),
+        sub(0),
+        pub(1, "a"),
+        deliver(1.1, "a"),
+        fin(1.2, "a"),
+        ev(1.2, "consumer_crash", consumer="c-0"),
+        ev(2, "stop"),
+        ev(3, "start"),
+        deliver(4, "a", attempts=2, consumer="c-1"),
+    )
+    assert v.ok, v.violations
+    assert v.outcome("c", "a").causes == ["restart_redelivery"]
+
+
+@pytest.mark.parametrize(("held", "ok"), [({"t/c": {}}, False), ({"t/c": {"id-a": "in_flight"}}, True)])
+def test_what_a_clean_stop_held_settles_whether_a_fin_had_arrived(held: dict[str, dict[str, str]], ok: bool) -> None:
+    v = verdict(
+        node("default"),
+        sub(0),
+        pub(1, "a"),
+        deliver(1.1, "a"),
+        fin(1.2, "a"),
+        ev(2, "stop", held=held),
+        ev(2.01, "disconnected", who="c-0"),
+        ev(3, "start"),
+        deliver(4, "a", attempts=2),
+    )
+    assert v.ok is ok
+    assert v.outcome("c", "a").rule == ("" if ok else "fin_undone_by_clean_restart")
+
+
+def test_a_requeue_delay_survives_a_clean_restart() -> None:
+    v = verdict(
+        node("disk-only"),
+        sub(0),
+        pub(1, "a"),
+        deliver(1.1, "a"),
+        req(1.2, "a", delay_ms=5000),
+        ev(2, "stop"),
+        ev(3, "start"),
+        deliver(4, "a", attempts=2),
+    )
+    assert [x.split(":")[0] for x in v.violations] == ["early"]
+
+
+def test_a_delivery_the_old_life_sent_may_arrive_after_the_new_one_started() -> None:
+    # Held at a black-holed link while the node was killed and started again; the
+    # new life's delivery came on a new connection, with the attempts read from disk.
+    v = verdict(
+        node("disk-only"),
+        sub(0),
+        pub(1, "a"),
+        ev(1.5, "kill"),
+        ev(2, "start"),
+        ev(2.1, "heal", side_a=["nsqd-0"], side_b=["c-0"]),
+        deliver(2.1, "a", attempts=1),
+        sub(2.2),
+        deliver(2.3, "a", attempts=1),
+        fin(2.4, "a"),
+    )
+    assert v.ok, v.violations
+    assert v.outcome("c", "a").causes == ["crash_redelivery"]
+    # On one connection, both came from one life: attempts must grow.
+    same = verdict(node("disk-only"), sub(0), pub(1, "a"), ev(1.5, "kill"), ev(2, "start"), deliver(2.1, "a"), deliver(2.3, "a"))
+    assert [x.split(":")[0] for x in same.violations] == ["attempts"]
+
+
+def test_a_lower_attempt_held_at_a_healed_cut_is_a_timeout_seen_in_reverse() -> None:
+    def history(heal: bool) -> Verdict:
+        healed = [ev(12.5, "heal", side_a=["c-1"], side_b=["c-0", N])] if heal else []
+        return verdict(sub(0), sub(0, consumer="c-1"), pub(1, "a"), deliver(12, "a", attempts=2), fin(12.1, "a"), healed, deliver(12.6, "a", consumer="c-1"))
+
+    assert history(heal=True).ok and history(heal=True).outcome("c", "a").causes == ["timeout"]
+    assert [x.split(":")[0] for x in history(heal=False).violations] == ["attempts"]
+
+
+def test_a_fin_nsqd_applied_to_a_redelivery_to_the_same_consumer_is_a_timeout() -> None:
+    v = verdict(
+        sub(0),
+        pub(1, "a"),
+        deliver(1.1, "a"),
+        fin(4.1, "a"),
+        deliver(4.2, "a", attempts=2),
+        fin(4.3, "a"),
+        ev(4.31, "error", consumer="c-0", error="E_FIN_FAILED FIN id-a failed ID not in flight"),
+    )
+    assert v.ok, v.violations
+    assert v.outcome("c", "a").causes == ["timeout"]
+
+
+def test_only_the_connection_to_that_nsqd_ending_excuses_a_redelivery_after_a_fin() -> None:
+    def history(nsqd: str) -> Verdict:
+        return verdict(sub(0), pub(1, "a"), deliver(1.1, "a"), fin(1.2, "a"), ev(1.3, "disconnected", who="c-0", nsqd=nsqd), deliver(5, "a", attempts=2, consumer="c-1"))
+
+    assert history(N).ok and history(N).outcome("c", "a").causes == ["consumer_gone"]
+    assert [x.split(":")[0] for x in history("nsqd-1").violations] == ["redelivered_after_fin"]
+
+
+def test_a_hold_is_answered_by_a_timeout() -> None:
+    v = verdict(sub(0), pub(1, "a"), deliver(1.1, "a"), ev(1.2, "hold", consumer="c-0", channel="c", key="a"), deliver(62, "a", attempts=2), fin(63, "a"))
+    assert v.ok and v.outcome("c", "a").causes == ["timeout"]
+
+
+def test_any_of_the_channels_made_after_a_channel_less_publish_may_be_the_first() -> None:
+    # SUB answers arrive a little after nsqd made the channel: close together, their
+    # order need not be nsqd's.
+    v = verdict(pub(1, "a"), sub(2, channel="first"), sub(2.001, channel="second", consumer="c-1"), deliver(2.01, "a", channel="second", consumer="c-1"))
+    assert v.ok and [(o.channel, o.status, o.expected) for o in v.outcomes] == [("second", "delivered", True)]
+
+
+def test_a_bit_flipped_in_nsqd_dat_may_forget_the_channels_at_the_next_start() -> None:
+    flip = ev(2, "disk_fault", fault="bitflip", where=["/data/nsqd-0/nsqd.dat", 27])
+    v = verdict(node("default"), sub(0, channel="a"), sub(0, channel="b", consumer="c-1"), flip, ev(3, "kill"), ev(4, "start"), pub(5, "m"), sub(6, channel="a"), deliver(6.1, "m", channel="a"))
+    assert v.ok, v.violations
+    assert [(o.channel, o.status) for o in v.outcomes] == [("a", "delivered")]
+    # A flip in a queue's file leaves the channel list alone: b is owed m too.
+    elsewhere = ev(2, "disk_fault", fault="bitflip", where=["/data/nsqd-0/t.diskqueue.000000.dat", 27])
+    v = verdict(node("default"), sub(0, channel="a"), sub(0, channel="b", consumer="c-1"), elsewhere, ev(3, "kill"), ev(4, "start"), pub(5, "m"), sub(6, channel="a"), deliver(6.1, "m", channel="a"))
+    assert [x.split(":")[0] for x in v.violations] == ["lost"] and v.outcome("b", "m").status == "violation"
+
+
+def test_many_violations_of_a_kind_are_counted_and_twenty_listed() -> None:
+    v = verdict(sub(0), *[pub(1 + i, f"m{i}") for i in range(30)])
+    assert v.violation_counts() == {"lost": 30} and len(v.violations) == 21
+    assert v.violations[-1] == "lost: ... (more not listed)"

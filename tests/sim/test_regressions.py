@@ -30,7 +30,7 @@ def test_ok_in_flight_when_the_nsqd_crashed_is_an_allowed_loss(seed: int) -> Non
     result = run(load_config(CI_SWEEP), seed)
     verdict = check(result.history.events)
     assert verdict.ok, verdict.violations
-    assert verdict.lost_allowed.get("crash", 0) > 0
+    assert verdict.lost_allowed.get("memory_at_crash", 0) > 0
 
 
 def test_requeue_refused_after_a_timeout_is_not_an_early_delivery() -> None:
@@ -157,3 +157,60 @@ def test_a_delivery_held_at_a_partition_may_arrive_after_its_redelivery() -> Non
     verdict = check(events)
     assert verdict.ok, verdict.violations
     assert verdict.duplicates.get("timeout", 0) >= len(reversed_)
+
+
+# Found when the end-of-run check moved onto model.checker: each of these failed
+# there and was a gap of the checker, not of the broker.
+
+
+def test_a_topic_without_channels_keeps_its_messages_for_the_first_and_a_crash_loses_them() -> None:
+    # nsqd-1 was unreachable by the consumers until after its crash (a one-way cut,
+    # then lookupd partitioned and crashed): what p-1 published to it waited in the
+    # channel-less topic's memory, owed to its first channel, and died with the process.
+    # The interim checker owed them to no channel at all.
+    # Replay: nsqsim run --config examples/ci-sweep.toml --seed 2
+    verdict = check(run(load_config(CI_SWEEP), 2).history.events)
+    assert verdict.ok, verdict.violations
+    assert verdict.lost_allowed.get("memory_at_crash", 0) > 50
+
+
+@pytest.mark.parametrize("seed", [8, 57])
+def test_a_fin_that_cannot_have_arrived_before_a_clean_stop_explains_a_redelivery(seed: int) -> None:
+    # Seed 8: c-0 crashed at the instant it sent FIN; seed 57: the FIN left 1.25 ms
+    # before nsqd-1 stopped, still on the wire.  Both redeliveries after the restart
+    # are right; the checker had called them FINs undone by a clean restart.
+    # Replay: nsqsim run --config examples/ci-sweep.toml --seed 57
+    verdict = check(run(load_config(CI_SWEEP), seed).history.events)
+    assert verdict.ok, verdict.violations
+    assert verdict.duplicates.get("restart_redelivery", 0) > 0
+
+
+@pytest.mark.parametrize("seed", [114, 169])
+def test_a_bit_flipped_in_nsqd_dat_forgets_the_channels(seed: int) -> None:
+    # The flip hit the metadata file; the next start found no channels, and the
+    # topic gave what it was sent to the first channel subscribed again: the other
+    # one was not owed those messages.
+    # Replay: nsqsim run --config examples/ci-sweep.toml --seed 114
+    events = run(load_config(CI_SWEEP), seed).history.events
+    assert any(e["type"] == "disk_fault" and (e.get("where") or [""])[0].endswith("/nsqd.dat") for e in events)
+    verdict = check(events)
+    assert verdict.ok, verdict.violations
+
+
+def test_channels_subscribed_together_may_be_made_in_either_order() -> None:
+    # p-1:1 reached nsqd-1 before any channel; "work"'s SUB was answered 1 ms before
+    # "audit"'s, but nsqd had made "audit" first and the topic handed it the message.
+    # Replay: nsqsim run --config examples/ci-sweep.toml --seed 253
+    verdict = check(run(load_config(CI_SWEEP), 253).history.events)
+    assert verdict.ok, verdict.violations
+
+
+def test_what_a_killed_life_sent_into_a_cut_may_arrive_after_the_next_start() -> None:
+    # nsqd-1 (disk-only) was black-holed, killed, and started again as the cut healed;
+    # the healed link then delivered what the killed process had sent (attempts 1),
+    # and the new life delivered the same messages again (attempts 1, read from disk)
+    # on new connections.  Both checkers called that attempts not growing.
+    # Replay: nsqsim run --config examples/ci-sweep-disk-only.toml --seed 345
+    verdict = check(run(load_config(DISK_ONLY), 345).history.events)
+    assert verdict.ok, verdict.violations
+    assert verdict.duplicates.get("crash_redelivery", 0) > 0

@@ -8,8 +8,9 @@ that what they compute is tested like the rest of the code:
                every seed, one row of figures per run (``sweep``, ``grid``,
                ``with_overrides``, ``crash_faults``, ``stall_faults``,
                ``loss_sweep``)
-``figures``    what one history says: per (message, channel) outcomes, loss and
-               duplicate rates, latency percentiles, rediscovery time
+``figures``    what one history says: per (message, channel) outcomes as the model
+               checker judged them, loss and duplicate rates, latency
+               percentiles, rediscovery time
 ``plots``      plots of sweeps, each with a caption naming the configuration,
                what was varied and the seeds
 ``replay``     one run again from its seed, one message's events, its timeline
@@ -23,8 +24,8 @@ loss against crash rate (see ``__main__``).  pandas and matplotlib are the
 
 from nsqsim.analysis.figures import (
     DataFrame,
-    channel_spans,
     events_of,
+    history_events,
     history_frame,
     latency_percentiles,
     message_outcomes,
@@ -61,10 +62,10 @@ __all__ = [
     "Replay",
     "Sweep",
     "add_caption",
-    "channel_spans",
     "crash_faults",
     "events_of",
     "grid",
+    "history_events",
     "history_frame",
     "latency_percentiles",
     "loss_sweep",

@@ -2,19 +2,19 @@
 
 A history (``nsqsim.history``) as a DataFrame, one row per event, becomes
 one row per published message and channel of its topic on its nsqd
-(``message_outcomes``):
+(``message_outcomes``).  What became of each such pair is the model
+checker's judgement (``model.checker.check``, docs/guarantees.md): which
+channels are owed a message (every channel the topic had when it was sent,
+and channels outlive restarts where nsqd keeps them in ``nsqd.dat``; a topic
+with none owes it to its first), whether a loss is allowed and by which
+rule, what is still queued at the end, and the cause of every duplicate.
+Nothing is judged here twice: the figures are the checker's numbers, only
+arranged per run, with the times (latency, first delivery) that the checker
+does not keep.
 
-* a pair is *expected* when the publish was acknowledged while a consumer was
-  subscribed to that channel on that nsqd (the channel had been created and
-  the node had not stopped since): what NSQ promises to deliver;
-* *lost*: expected and never delivered, and not accounted for by what the
-  ``final`` stats show still queued (*pending*);
-* *duplicates*: deliveries after the first to the same channel;
-* *latency*: publish sent to first delivery.
-
-These are the judgements ``nsqsim.checkers`` makes, counted the same way (the
-tests hold the two to the same numbers); the checker adds whether each loss
-and duplicate was allowed, which a sweep's rows carry as ``violations``.
+The checker reads the history as the recorder wrote it; a DataFrame's rows
+carry NaN for the fields an event lacks, so ``history_events`` gives the
+events back without them first.
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ from typing import Any
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
+from model import checker
 from nsqsim.history import Event
 
 __all__ = [
     "DataFrame",
-    "channel_spans",
     "events_of",
+    "history_events",
     "history_frame",
     "latency_percentiles",
     "message_outcomes",
@@ -55,77 +56,102 @@ def events_of(df: DataFrame, types: Sequence[str], columns: Sequence[str]) -> Da
     return sub.reindex(columns=list(columns))
 
 
-def channel_spans(df: DataFrame) -> dict[tuple[str, str, str], list[tuple[float, float]]]:
-    """When each (nsqd, topic, channel) existed: from a consumer's SUB being answered until the node stopped.
+# Integer fields of the history format that a column with gaps turns into floats: given
+# back as ints, so that what the checker says of them reads as it does from the events.
+_INT_FIELDS = frozenset({"attempts", "defer_ms", "delay_ms", "sample_rate", "depth", "in_flight", "deferred", "mem_queue_size", "sync_every"})
 
-    Open spans run past the end of the history.
+
+def history_events(df: DataFrame) -> list[Event]:
+    """The events of a history's DataFrame as the recorder wrote them: without the fields an event lacks.
+
+    A field that was null goes the same way, except a ``disk_fault``'s
+    ``where``: nsqsim always writes it, null when a bit flip found no file to
+    hit, and the checker reads a fault without one as one that may have hit
+    any file, ``nsqd.dat`` included.
     """
-    events = events_of(df, ["subscribed", "crash", "kill", "stop", "end"], ["type", "t", "nsqd", "topic", "channel", "host"])
-    opened: dict[tuple[str, str, str], float] = {}
-    spans: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
-    end = float(df["t"].max()) if len(df) else 0.0
-    for e in events.to_dict("records"):
-        if e["type"] == "subscribed":
-            opened.setdefault((e["nsqd"], e["topic"], e["channel"]), e["t"])
-        elif e["type"] != "end":
-            for key in [k for k in opened if k[0] == e["host"]]:
-                spans.setdefault(key, []).append((opened.pop(key), e["t"]))
-    for key, since in opened.items():
-        spans.setdefault(key, []).append((since, end + 1.0))
-    return dict(sorted(spans.items()))
+    events: list[Event] = [{} for _ in range(len(df))]
+    for name in df.columns:
+        column = df[name]
+        present = np.flatnonzero(column.notna().to_numpy())
+        values = column.tolist()
+        whole = name in _INT_FIELDS and column.dtype.kind == "f"
+        for i in present:
+            events[i][name] = int(values[i]) if whole else values[i]
+    if "where" in df.columns:
+        for i in np.flatnonzero((df["type"] == "disk_fault").to_numpy()):
+            events[i].setdefault("where", None)
+    return events
 
 
-_OUTCOME_COLUMNS = ["key", "producer", "nsqd", "topic", "channel", "sent", "acked", "expected", "deliveries", "first_delivery", "latency", "outcome"]
+_OUTCOME_COLUMNS = ["key", "producer", "nsqd", "topic", "channel", "sent", "acked", "expected", "deliveries", "first_delivery", "latency", "outcome", "allowed", "rule", "causes"]
+_JUDGED = ["nsqd", "channel", "key", "status", "judged_deliveries", "causes", "rule", "expected"]
 
 
-def message_outcomes(df: DataFrame) -> DataFrame:
+def message_outcomes(df: DataFrame, verdict: checker.Verdict | None = None) -> DataFrame:
     """One row per published message and channel of its topic on its nsqd, with what became of it.
 
-    ``outcome`` is ``delivered`` (once), ``duplicated`` (more than once),
-    ``lost`` (expected, never delivered), ``pending`` (expected, not delivered,
-    and counted as still queued by the ``final`` stats: the newest such
-    messages of the channel, since a queue gives out the oldest first),
-    ``unacknowledged`` (the publish got no OK: NSQ promised nothing), or
-    ``not_expected`` (acknowledged while no consumer was subscribed there).
+    ``verdict`` is the checker's on this history (``nsqsim.checkers.check``
+    of its events, as a sweep and a ``Replay`` have it); without one it is
+    checked here.  Columns, besides the message's and the channel's:
+
+    * ``expected``: the checker owed the pair a delivery (the publish was
+      acknowledged, and the channel was one the message had to reach);
+    * ``outcome``: ``delivered`` (once), ``duplicated`` (more than once),
+      ``lost`` (expected and never delivered: whether a rule allows it or it
+      is a violation, ``allowed`` tells), ``pending`` (expected, not
+      delivered, and still queued at the end as the ``final`` stats count),
+      ``unacknowledged`` (never delivered, and the publish got no OK: NSQ
+      promised nothing), or ``not_expected`` (acknowledged, never delivered,
+      and not owed: the channel was made after the publish and was not the
+      topic's first, or it had been deleted);
+    * ``allowed``: False for a pair the checker found a violation in (a loss
+      no rule allows, a redelivery after a FIN nsqd accepted, an early or
+      out-of-order delivery), True for everything else;
+    * ``rule``: the rule that allowed a loss (``memory_at_crash``, ...) or
+      the kind of violation (``lost``, ``early``, ...), else empty;
+    * ``causes``: why each delivery after the first happened, comma-separated;
+    * ``latency``: publish sent to first delivery, in seconds.
+
+    Deliveries of a message no one published, or from an nsqd it was not
+    published to, have no row: they are violations of the verdict only.
     """
-    pubs = events_of(df, ["publish"], ["key", "producer", "nsqd", "topic", "t"]).drop_duplicates("key").rename(columns={"t": "sent"})
-    spans = channel_spans(df)
-    if pubs.empty or not spans:
+    pubs = events_of(df, ["publish"], ["key", "producer", "nsqd", "topic", "t"])
+    # The checker reads a key published twice as its last publish.
+    pubs = pubs.drop_duplicates("key", keep="last").rename(columns={"t": "sent"})
+    if pubs.empty:
         return pd.DataFrame(columns=_OUTCOME_COLUMNS)
-    chans = pd.DataFrame(list(spans), columns=["nsqd", "topic", "channel"])
+    if verdict is None:
+        verdict = checker.check(history_events(df))
+    judged = pd.DataFrame.from_records(
+        [(o.nsqd, o.channel, o.key, o.status, o.deliveries, ", ".join(o.causes), o.rule, o.expected) for o in verdict.outcomes],
+        columns=_JUDGED,
+    )
+    made = events_of(df, ["subscribed", "channel_created"], ["nsqd", "host", "topic", "channel"])
+    made = made.assign(nsqd=made["nsqd"].fillna(made["host"])).drop(columns="host")  # either names the node
+    seen = pd.DataFrame.from_records([(o.nsqd, o.topic, o.channel) for o in verdict.outcomes], columns=["nsqd", "topic", "channel"])
+    chans = pd.concat([made, seen]).dropna().drop_duplicates()
     rows = pubs.merge(chans, on=["nsqd", "topic"])
-    acked = events_of(df, ["publish_ok"], ["key", "t"]).groupby("key")["t"].min().rename("acked")
+    if rows.empty:
+        return pd.DataFrame(columns=_OUTCOME_COLUMNS)
+    acked = events_of(df, ["publish_ok"], ["key", "t"]).groupby("key")["t"].max().rename("acked")
     rows = rows.merge(acked, left_on="key", right_index=True, how="left")
-    got = events_of(df, ["deliver"], ["nsqd", "channel", "key", "t"]).groupby(["nsqd", "channel", "key"])["t"]
-    delivered = got.agg(deliveries="size", first_delivery="min").reset_index()
-    rows = rows.merge(delivered, on=["nsqd", "channel", "key"], how="left")
-    rows["deliveries"] = rows["deliveries"].fillna(0).astype(int)
-    open_at = np.zeros(len(rows), dtype=bool)
-    for (nsqd, topic, channel), spans_of in spans.items():
-        here = ((rows["nsqd"] == nsqd) & (rows["topic"] == topic) & (rows["channel"] == channel)).to_numpy()
-        for start, stop in spans_of:
-            open_at |= here & ((rows["sent"] >= start) & (rows["sent"] < stop)).to_numpy()
-    rows["expected"] = rows["acked"].notna().to_numpy() & open_at
+    first = events_of(df, ["deliver"], ["nsqd", "channel", "key", "t"]).groupby(["nsqd", "channel", "key"])["t"].min().rename("first_delivery")
+    rows = rows.merge(first, left_on=["nsqd", "channel", "key"], right_index=True, how="left")
+    rows = rows.merge(judged, on=["nsqd", "channel", "key"], how="left")
+    rows["deliveries"] = rows["judged_deliveries"].fillna(0).astype(int)
+    rows["expected"] = rows["expected"].astype(object).fillna(False).astype(bool)
+    rows["status"] = rows["status"].fillna("")
+    rows["rule"] = rows["rule"].fillna("")
+    rows["causes"] = rows["causes"].fillna("")
+    rows["allowed"] = (rows["status"] != "violation").to_numpy()
     rows["latency"] = rows["first_delivery"] - rows["sent"]
-    n = rows["deliveries"]
+    n, status = rows["deliveries"], rows["status"]
     rows["outcome"] = np.select(
-        [n > 1, n == 1, rows["expected"], rows["acked"].isna()],
-        ["duplicated", "delivered", "lost", "unacknowledged"],
+        [n > 1, n == 1, status == "pending", status.isin(["lost_allowed", "violation"]), rows["acked"].isna()],
+        ["duplicated", "delivered", "pending", "lost", "unacknowledged"],
         default="not_expected",
     )
-    _mark_pending(rows, df)
     return rows.reindex(columns=_OUTCOME_COLUMNS).sort_values(["sent", "channel"], kind="stable").reset_index(drop=True)
-
-
-def _mark_pending(rows: DataFrame, df: DataFrame) -> None:
-    final = events_of(df, ["final"], ["host", "topic", "channel", "depth", "in_flight", "deferred"])
-    for f in final.to_dict("records"):
-        left = int(f["depth"] + f["in_flight"] + f["deferred"])
-        if left <= 0:
-            continue
-        lost = rows[(rows["outcome"] == "lost") & (rows["nsqd"] == f["host"]) & (rows["topic"] == f["topic"]) & (rows["channel"] == f["channel"])]
-        newest = lost.sort_values("sent", kind="stable").index[-left:]
-        rows.loc[newest, "outcome"] = "pending"
 
 
 def latency_percentiles(latencies: Iterable[float], qs: Sequence[float] = (50, 90, 99)) -> dict[str, float]:
@@ -137,23 +163,30 @@ def latency_percentiles(latencies: Iterable[float], qs: Sequence[float] = (50, 9
     return {f"p{q:g}": float(v) * 1000 for q, v in zip(qs, found, strict=True)}
 
 
-def run_figures(df: DataFrame) -> dict[str, float]:
-    """The per-run figures of a history: counts, loss and duplicate rates, latency percentiles (ms)."""
-    o = message_outcomes(df)
+def run_figures(df: DataFrame, verdict: checker.Verdict | None = None) -> dict[str, float]:
+    """The per-run figures of a history: counts, loss and duplicate rates, latency percentiles (ms).
+
+    From ``message_outcomes`` (``verdict`` as there): ``lost`` counts every
+    expected pair never delivered, ``lost_allowed`` those a rule allows (the
+    rest are violations); ``duplicates`` is deliveries after the first, and
+    ``loss_rate`` and ``duplicate_rate`` are per expected and per delivered pair.
+    """
+    o = message_outcomes(df, verdict)
     got = o[o["deliveries"] > 0]
     expected = int(o["expected"].sum())
     unique = len(got)
     duplicates = int(got["deliveries"].sum()) - unique
-    lost = int((o["outcome"] == "lost").sum())
+    lost = o["outcome"] == "lost"
     figures: dict[str, float] = {
         "published": int((df["type"] == "publish").sum()) if len(df) else 0,
         "acknowledged": int((df["type"] == "publish_ok").sum()) if len(df) else 0,
         "expected": expected,
         "unique_delivered": unique,
         "duplicates": duplicates,
-        "lost": lost,
+        "lost": int(lost.sum()),
+        "lost_allowed": int((lost & o["allowed"]).sum()),
         "pending": int((o["outcome"] == "pending").sum()),
-        "loss_rate": lost / expected if expected else math.nan,
+        "loss_rate": int(lost.sum()) / expected if expected else math.nan,
         "duplicate_rate": duplicates / unique if unique else math.nan,
     }
     figures.update({f"latency_{k}_ms": v for k, v in latency_percentiles(got["latency"]).items()})

@@ -102,7 +102,7 @@ def pick_message(rp: Replay) -> str:
     named = [m.group(1) for v in rp.verdict.violations for m in [_KEY.search(v)] if m]
     if named:
         return named[0]
-    o = message_outcomes(rp.frame)
+    o = message_outcomes(rp.frame, rp.verdict)
     if o.empty:
         raise ValueError("no message was published in this run")
     last = events_of(rp.frame, ["deliver"], ["key", "t"]).groupby("key")["t"].max()

@@ -8,22 +8,15 @@ life at once (no code of the old process ever runs again, see
 asks the broker to exit cleanly first, then ends the life once its
 connections have had ``STOP_GRACE`` seconds to flush.
 
-``make_nsqd`` is the one place an ``NSQD`` is constructed.  It passes the
-ports the constructor asks for: ``fs`` (the node's simulated disk) and
-``network`` (for nsqlookupd registration) when ``NSQD`` takes them, so the
-simulator picks up the disk queue and the lookupd wiring as soon as the
-broker grows them.  Until ``NSQD`` takes a ``network``, the node runs the
-broker's ``LookupClient`` beside it, as ``broker/apps/nsqd.py`` will.
+``make_nsqd`` is the one place an ``NSQD`` is constructed, with every port:
+the node's simulated disk (``fs``) and its view of the network (for
+nsqlookupd registration) beside the clock, randomness and logger.
 """
 
 from __future__ import annotations
 
-import inspect
-from typing import Any
-
 from broker.lookupd.lookupd import NSQLookupd
 from broker.lookupd.options import LookupdOptions
-from broker.nsqd.lookup import LookupClient
 from broker.nsqd.nsqd import NSQD
 from broker.nsqd.options import Options
 from broker.ports import FileSystem, HandlerFactory, Logger, Network, Random
@@ -34,7 +27,7 @@ from nsqsim.logs import SimLogger
 from nsqsim.network import SimListener, SimNetwork
 from nsqsim.randomness import SeedTree
 
-__all__ = ["PROCESS_START", "STOP_GRACE", "LookupdNode", "NsqdNode", "make_nsqd", "nsqd_takes"]
+__all__ = ["PROCESS_START", "STOP_GRACE", "LookupdNode", "NsqdNode", "make_nsqd"]
 
 STOP_GRACE = 1.0  # seconds a cleanly stopping process gets to flush its connections
 # The least time from an nsqd process's end to its successor's start.  nsqd's
@@ -43,11 +36,6 @@ STOP_GRACE = 1.0  # seconds a cleanly stopping process gets to flush its connect
 # pseudo-millisecond would make ids its predecessor already gave out.  Go's nsqd
 # relies on a real restart taking far longer; so does the simulated one.
 PROCESS_START = 0.01
-
-
-def nsqd_takes(port: str) -> bool:
-    """Whether ``NSQD`` takes the keyword port ``port`` (``fs``, ``network``)."""
-    return port in inspect.signature(NSQD.__init__).parameters
 
 
 def make_nsqd(
@@ -60,12 +48,7 @@ def make_nsqd(
     fs: FileSystem,
     network: Network,
 ) -> NSQD:
-    extra: dict[str, Any] = {}
-    if nsqd_takes("fs"):
-        extra["fs"] = fs
-    if nsqd_takes("network"):
-        extra["network"] = network
-    return NSQD(opts, clock=clock, rand=rand, logger=logger, hostname=hostname, **extra)
+    return NSQD(opts, clock=clock, rand=rand, logger=logger, hostname=hostname, fs=fs, network=network)
 
 
 class _Node:
@@ -111,7 +94,6 @@ class NsqdNode(_Node):
         self.opts = opts
         self.disk = SimDisk(host, opts.data_path, seeds.stream(f"{host}/disk"))
         self.nsqd: NSQD | None = None
-        self.lookup: LookupClient | None = None
         self.ended_at = float("-inf")  # when the last process was killed or began to exit
 
     def start(self) -> None:
@@ -128,9 +110,6 @@ class NsqdNode(_Node):
         nsqd.set_listen_addresses(tcp.address, http.address)
         nsqd.start()
         self.nsqd = nsqd
-        if not nsqd_takes("network"):
-            self.lookup = LookupClient(nsqd, network)
-            self.lookup.start()
         self.up = True
 
     def crash(self) -> None:
@@ -139,18 +118,16 @@ class NsqdNode(_Node):
         self._kill(reset=True)
         self.disk.crash()
         self.nsqd = None
-        self.lookup = None
 
     def kill(self) -> None:
         """kill -9 alone: memory gone, files as written; the kernel closes the sockets."""
         self.ended_at = self.base_clock.now()
         self._kill(reset=False)
         self.nsqd = None
-        self.lookup = None
 
     def stop(self) -> None:
         """A clean exit: the broker closes its connections, then the process ends."""
-        nsqd, lookup = self.nsqd, self.lookup
+        nsqd = self.nsqd
         if nsqd is None:
             return
         self.ended_at = self.base_clock.now()
@@ -158,8 +135,6 @@ class NsqdNode(_Node):
         self.up = False
         for listener in self.listeners:
             listener.close()
-        if lookup is not None:
-            lookup.close()
         nsqd.close()
         life = self.life
 
@@ -167,7 +142,6 @@ class NsqdNode(_Node):
             if self.life is life and self.stopping:
                 self._kill(reset=False)
                 self.nsqd = None
-                self.lookup = None
 
         self.base_clock.call_later(STOP_GRACE, exit_process)
 

@@ -2,6 +2,7 @@
 # The project's two entry points for a fresh machine (see README):
 #   ./dev.sh nsqd [flags...]   install into .venv and start nsqd (Go nsqd's defaults)
 #   ./dev.sh test [pytest args] install into .venv and run every check: ruff, mypy --strict, pytest
+#   ./dev.sh compile            build the simulator's hot modules with mypyc into .build/compiled (optional)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -35,8 +36,12 @@ case "$cmd" in
         echo "== pytest"
         exec .venv/bin/pytest "$@"
         ;;
+    compile)
+        setup
+        exec .venv/bin/python -m nsqsim.compiled
+        ;;
     *)
-        echo "usage: ./dev.sh nsqd [nsqd flags...] | ./dev.sh test [pytest args...]" >&2
+        echo "usage: ./dev.sh nsqd [nsqd flags...] | ./dev.sh test [pytest args...] | ./dev.sh compile" >&2
         exit 2
         ;;
 esac

@@ -63,7 +63,7 @@ class Cluster:
     def __init__(self, cfg: ClusterConfig, seed: int, *, faults: FaultModel | None = None, log_level: str = "WARN") -> None:
         self.cfg = cfg
         self.seed = seed
-        self.env = simpy.Environment()
+        self.env = simpy.Environment(initial_time=0.0)  # a float from the start: every event time is one
         self.seeds = SeedTree(seed)
         self.clock = SimClock(self.env)
         self.history = History(self.clock)

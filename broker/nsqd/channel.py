@@ -109,8 +109,9 @@ class Channel:
         # With durable publishing every message of a durable channel goes through
         # its disk queue, so that an acknowledgement can wait for its fsync.
         durable_publish = nsqd.opts.durable_publish and is_durable(backend)
-        self._mem_queue_size = 0 if durable_publish else nsqd.opts.mem_queue_size
-        self._tracked = is_durable(backend) and self._mem_queue_size == 0
+        # How many messages the memory queue holds before the backend takes them.
+        self.mem_queue_size = 0 if durable_publish else nsqd.opts.mem_queue_size
+        self._tracked = is_durable(backend) and self.mem_queue_size == 0
         # records read from disk and not yet let go, in reading order, and the
         # messages they hold by id (see the module doc)
         self._outstanding: dict[tuple[int, int], None] = {}
@@ -165,12 +166,16 @@ class Channel:
     # -- putting messages -----------------------------------------------------------
 
     def has_room(self, count: int, nbytes: int) -> bool:
-        return len(self.memory) + count <= self._mem_queue_size or self.backend.can_accept(count, nbytes + RECORD_OVERHEAD * count)
+        return len(self.memory) + count <= self.mem_queue_size or self.backend.can_accept(count, nbytes + RECORD_OVERHEAD * count)
 
     def put(self, msg: Message) -> None:
-        """A message from the topic (call ``dispatch()`` after a batch)."""
-        self.message_count += 1
-        self._put_back(msg)
+        """``put_many([msg])``, the common case, without the list."""
+        memory = self.memory
+        if len(memory) < self.mem_queue_size:
+            self.message_count += 1
+            memory.append(msg)
+        else:
+            self.put_many([msg])
 
     def put_many(self, msgs: list[Message]) -> None:
         """Messages from the topic, in order (call ``dispatch()`` after).
@@ -178,10 +183,10 @@ class Channel:
         Raises ``BackendError`` if the disk queue fails part way.
         """
         self.message_count += len(msgs)
-        if len(self.memory) + len(msgs) <= self._mem_queue_size:
+        if len(self.memory) + len(msgs) <= self.mem_queue_size:
             self.memory.extend(msgs)
             return
-        if self._mem_queue_size == 0 and self.ephemeral:
+        if self.mem_queue_size == 0 and self.ephemeral:
             # nsqd's unbuffered channel: handed over if a consumer is ready now, else dropped.
             self.memory.extend(msgs)
             self.dispatch()
@@ -189,7 +194,7 @@ class Channel:
                 self.backend.put(encode_message_record(self.memory.popleft()))
             return
         for msg in msgs:
-            if len(self.memory) < self._mem_queue_size:
+            if len(self.memory) < self.mem_queue_size:
                 self.memory.append(msg)
             else:
                 self.backend.put(encode_message_record(msg))
@@ -207,7 +212,7 @@ class Channel:
         if self._tracked and msg.disk_pos is not None:
             self.memory.append(msg)  # its record is still held: nothing to write
             return
-        if len(self.memory) < self._mem_queue_size:
+        if len(self.memory) < self.mem_queue_size:
             self.memory.append(msg)
             return
         if self.backend.can_accept(1, len(msg.body) + RECORD_OVERHEAD):
@@ -284,28 +289,13 @@ class Channel:
             return
         self._dispatching = True
         try:
-            self._dispatch()
+            consumers = self._consumers
+            if len(consumers) == 1:
+                self._dispatch_to_one(consumers[0])
+            else:
+                self._dispatch_round_robin()
         finally:
             self._dispatching = False
-
-    def _dispatch(self) -> None:
-        if len(self._consumers) == 1:
-            self._dispatch_to_one(self._consumers[0])
-        else:
-            self._dispatch_round_robin()
-
-    def _start_in_flight(self, msg: Message, client: Consumer, now: float) -> None:
-        msg.attempts += 1
-        msg.client_id = client.id
-        msg.delivered_at = now
-        deadline = now + client.msg_timeout
-        msg.deadline = deadline
-        self._token += 1
-        msg.flight = self._token
-        self.in_flight[msg.id] = msg
-        heapq.heappush(self._in_flight_pq, (deadline, self._token, msg))
-        if deadline < self._timer_at:
-            self._arm(deadline)
 
     def _dispatch_to_one(self, client: Consumer) -> None:
         """The common case: one consumer gets as many messages as its RDY allows, in one batch."""
@@ -324,7 +314,8 @@ class Channel:
             pq = self._in_flight_pq
             heappush = heapq.heappush
             token = self._token
-            # _start_in_flight, inlined: this loop runs once per message delivered.
+            # Putting a message in flight is written out here and in _dispatch_round_robin
+            # rather than called: this loop runs once per message delivered.
             while room > 0:
                 if memory:
                     msg = memory.popleft()
@@ -359,14 +350,19 @@ class Channel:
         n = len(consumers)
         memory = self.memory
         backend = self.backend
+        in_flight = self.in_flight
+        heappush = heapq.heappush
         now = self._clock.now()
-        rr = self._rr
+        rr = self._rr % n
         try:
             while memory or backend.depth():
-                for k in range(n):
-                    client = consumers[(rr + k) % n]
+                # The next ready consumer in turn, starting after the last one served.
+                for _ in consumers:
+                    client = consumers[rr]
+                    rr += 1
+                    if rr == n:
+                        rr = 0
                     if client.is_ready():
-                        rr = (rr + k + 1) % n
                         break
                 else:
                     break
@@ -380,7 +376,19 @@ class Channel:
                 rate = client.sample_rate
                 if rate > 0 and self._rand.randrange(100) > rate:
                     continue  # sampled out: consumed without delivery, as nsqd does
-                self._start_in_flight(msg, client, now)
+                # In flight, written out as in _dispatch_to_one.
+                msg.attempts += 1
+                msg.client_id = client.id
+                msg.delivered_at = now
+                deadline = now + client.msg_timeout
+                msg.deadline = deadline
+                token = self._token + 1
+                self._token = token
+                msg.flight = token
+                in_flight[msg.id] = msg
+                heappush(self._in_flight_pq, (deadline, token, msg))
+                if deadline < self._timer_at:
+                    self._arm(deadline)
                 client.send_message(msg)
         finally:
             self._rr = rr
@@ -416,6 +424,28 @@ class Channel:
         if msg.disk_pos is not None:
             self._release(msg)
         return None
+
+    def finish_many(self, client_id: int, msg_ids: list[bytes]) -> list[tuple[bytes, str]]:
+        """FIN of each id in turn (a consumer's run of FINs); those that failed, with why."""
+        failed: list[tuple[bytes, str]] = []
+        in_flight = self.in_flight
+        for msg_id in msg_ids:
+            # finish, written out: this runs once per message.
+            msg = in_flight.get(msg_id)
+            if msg is None:
+                failed.append((msg_id, "ID not in flight"))
+                continue
+            if msg.client_id != client_id:
+                failed.append((msg_id, "client does not own message"))
+                continue
+            del in_flight[msg_id]
+            msg.flight = 0
+            self._stale += 1
+            if self._stale > _COMPACT_MIN and self._stale > len(in_flight):
+                self._compact()
+            if msg.disk_pos is not None:
+                self._release(msg)
+        return failed
 
     def requeue(self, client_id: int, msg_id: bytes, delay: float) -> str | None:
         """REQ: back to the queue now, or after ``delay`` seconds."""

@@ -22,17 +22,19 @@ _EPOCH = 1288834974288
 _NODE_BITS = 10
 _SEQUENCE_BITS = 12
 _SEQUENCE_MASK = (1 << _SEQUENCE_BITS) - 1
+_TS_SHIFT = _NODE_BITS + _SEQUENCE_BITS
 _SEQUENCE_HEX = tuple(b"%03x" % i for i in range(1 << _SEQUENCE_BITS))
 _RECORD_HEADER = struct.Struct(">qH")
 
 
 class GUIDFactory:
-    __slots__ = ("_last", "_node_id", "_sequence")
+    __slots__ = ("_last", "_node_bits", "_node_id", "_sequence")
 
     def __init__(self, node_id: int) -> None:
         if not 0 <= node_id < 1 << _NODE_BITS:
             raise ValueError(f"node id {node_id} out of range [0,1024)")
         self._node_id = node_id
+        self._node_bits = node_id << _SEQUENCE_BITS
         self._last = -1
         self._sequence = 0
 
@@ -46,7 +48,7 @@ class GUIDFactory:
         else:
             self._sequence = 0
         self._last = ts
-        guid = ((ts - _EPOCH) << (_NODE_BITS + _SEQUENCE_BITS)) | (self._node_id << _SEQUENCE_BITS) | self._sequence
+        guid = ((ts - _EPOCH) << _TS_SHIFT) | self._node_bits | self._sequence
         return b"%016x" % (guid & 0xFFFFFFFFFFFFFFFF)
 
     def new_batch(self, wall_ns: int, count: int) -> list[bytes]:

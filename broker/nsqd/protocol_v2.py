@@ -45,7 +45,7 @@ STATE_CONNECTED = 2
 STATE_SUBSCRIBED = 3
 STATE_CLOSING = 4
 
-_pack_header = struct.Struct(">iiqH").pack  # [size][type=2][timestamp][attempts]
+_pack_header = struct.Struct(">iiqH16s").pack  # [size][type=2][timestamp][attempts][id]
 _HEARTBEAT_FRAME = v2.encode_frame(v2.FRAME_RESPONSE, v2.HEARTBEAT)
 _OK_FRAME = v2.encode_frame(v2.FRAME_RESPONSE, v2.OK)
 _CLOSE_WAIT_FRAME = v2.encode_frame(v2.FRAME_RESPONSE, v2.CLOSE_WAIT)
@@ -99,13 +99,18 @@ class ClientV2:
         self._clock = nsqd.clock
         self._conn: Connection | None = None
         self._magic = b""
+        self._magic_ok = False
         self._parser = v2.V2Parser(
             max_msg_size=opts.max_msg_size,
             max_body_size=opts.max_body_size,
             max_req_timeout_ms=int(opts.max_req_timeout * 1000),
             precheck=self._precheck,
         )
-        self._out = bytearray()
+        # What is buffered for the client, as the pieces it was written in, joined
+        # once at flush: cheaper than growing one buffer a piece at a time, and a
+        # lone response goes out without a copy.
+        self._out: list[bytes] = []
+        self._out_size = 0
         self._respond = False  # a response is buffered: flush at the end of this batch
         self._closing = False
         self._close_requested = False
@@ -116,6 +121,7 @@ class ClientV2:
         self._writing_paused = False
         self._writing_paused_at = 0.0
         self._reading_paused = False
+        self._pause_reading_at = 4 * opts.max_output_buffer_size
         self._needs_dispatch = False
         self._flush_timer: Timer | None = None
         self._tick_timer: Timer | None = None
@@ -143,7 +149,7 @@ class ClientV2:
         if self._closing:
             return
         self._last_read = self._clock.now()
-        if len(self._magic) < 4:
+        if not self._magic_ok:
             need = 4 - len(self._magic)
             self._magic += data[:need]
             data = data[need:]
@@ -154,6 +160,7 @@ class ClientV2:
                 self._write(_BAD_PROTOCOL_FRAME)
                 self.close()
                 return
+            self._magic_ok = True
             self._nsqd.log("INFO", f"CLIENT({self.remote_address}): desired protocol magic '  V2'")
             if not data:
                 return
@@ -168,7 +175,10 @@ class ClientV2:
                 cmd = parser.next_command()
                 if cmd is None:
                     break
-                self._exec(cmd)
+                if type(cmd) is v2.Pub:  # a producer's every command: spare it a call
+                    self._publish_one("PUB", cmd.topic, cmd.body, 0.0)
+                else:
+                    self._exec(cmd)
         except ClientError as err:
             self._nsqd.log("ERROR", f"[{self.remote_address}] - {err}")
             self._write(err.frame())
@@ -185,7 +195,7 @@ class ClientV2:
             if self._respond:
                 self._flush()
         conn = self._conn
-        if conn is not None and not self._reading_paused and conn.write_buffer_size() > 4 * self._nsqd.opts.max_output_buffer_size:
+        if conn is not None and not self._reading_paused and conn.write_buffer_size() > self._pause_reading_at:
             # The client is not reading what we send: stop reading what it sends.
             self._reading_paused = True
             conn.pause_reading()
@@ -230,21 +240,39 @@ class ClientV2:
         return self.ready_count - self.in_flight_count
 
     def send_message(self, msg: Message) -> None:
-        self.send_messages([msg])
+        """``send_messages([msg])`` without the list: a channel with several consumers sends one at a time."""
+        out = self._out
+        body = msg.body
+        out.append(_pack_header(len(body) + 30, 2, msg.timestamp, msg.attempts, msg.id))
+        out.append(body)
+        size = self._out_size + len(body) + 34
+        self._out_size = size
+        in_flight = self.in_flight_count + 1
+        self.in_flight_count = in_flight
+        self.message_count += 1
+        if in_flight >= self.ready_count or size >= self.output_buffer_size:
+            self._flush()
+        elif self._flush_timer is None:
+            if self.output_buffer_timeout > 0:
+                self._flush_timer = self._clock.call_later(self.output_buffer_timeout, self._on_flush_timer)
+            else:
+                self._flush()
 
     def send_messages(self, msgs: list[Message]) -> None:
         out = self._out
+        size = self._out_size
         for msg in msgs:
             body = msg.body
-            out += _pack_header(len(body) + 30, 2, msg.timestamp, msg.attempts)
-            out += msg.id
-            out += body
+            out.append(_pack_header(len(body) + 30, 2, msg.timestamp, msg.attempts, msg.id))
+            out.append(body)
+            size += len(body) + 34
+        self._out_size = size
         n = len(msgs)
         self.in_flight_count += n
         self.message_count += n
         # nsqd's bufio.Writer flushes when full; the message pump flushes when the
         # client stops being ready; otherwise the output buffer timeout does.
-        if self.in_flight_count >= self.ready_count or len(out) >= self.output_buffer_size:
+        if self.in_flight_count >= self.ready_count or size >= self.output_buffer_size:
             self._flush()
         elif self._flush_timer is None:
             if self.output_buffer_timeout > 0:
@@ -279,7 +307,8 @@ class ClientV2:
         if self._acks:
             self._acks.append(_Ack(frame))
             return
-        self._out += frame
+        self._out.append(frame)
+        self._out_size += len(frame)
         self._respond = True
 
     def _await_sync(self, cmd: str, backends: list[BackendQueue]) -> None:
@@ -298,7 +327,9 @@ class ClientV2:
         released = False
         acks = self._acks
         while acks and acks[0].waiting == 0:
-            self._out += acks.popleft().frame
+            frame = acks.popleft().frame
+            self._out.append(frame)
+            self._out_size += len(frame)
             released = True
         if self._lost:
             return
@@ -314,8 +345,9 @@ class ClientV2:
             self._flush_timer = None
         out = self._out
         if out and self._conn is not None:
-            self._out = bytearray()
-            self._conn.write(out)
+            self._out = []
+            self._out_size = 0
+            self._conn.write(out[0] if len(out) == 1 else b"".join(out))
 
     def _on_flush_timer(self) -> None:
         self._flush_timer = None
@@ -348,7 +380,8 @@ class ClientV2:
             self.close()
             return
         if now + _SLACK >= self._next_heartbeat:
-            self._out += _HEARTBEAT_FRAME
+            self._out.append(_HEARTBEAT_FRAME)
+            self._out_size += len(_HEARTBEAT_FRAME)
             self._flush()
             self._next_heartbeat = now + hb
         self._schedule_tick(now)
@@ -373,11 +406,12 @@ class ClientV2:
             raise ClientError("E_INVALID", "cannot CLS in current state")
 
     def _exec(self, cmd: v2.Command) -> None:
-        # Ordered by frequency on a busy node.
+        # Ordered by frequency on a busy node (data_received runs PUB itself, and most
+        # FINs come in runs, through _fin_many).
         if type(cmd) is v2.Fin:
             self._fin(cmd)
         elif type(cmd) is v2.Pub:
-            self._publish("PUB", cmd.topic, [cmd.body], 0.0)
+            self._publish_one("PUB", cmd.topic, cmd.body, 0.0)
         elif type(cmd) is v2.Mpub:
             self._publish("MPUB", cmd.topic, cmd.bodies, 0.0)
         elif type(cmd) is v2.Rdy:
@@ -389,7 +423,7 @@ class ClientV2:
         elif type(cmd) is v2.Nop:
             pass
         elif type(cmd) is v2.Dpub:
-            self._publish("DPUB", cmd.topic, [cmd.body], cmd.defer_ms / 1000)
+            self._publish_one("DPUB", cmd.topic, cmd.body, cmd.defer_ms / 1000)
         elif type(cmd) is v2.Sub:
             self._sub(cmd)
         elif type(cmd) is v2.Identify:
@@ -413,15 +447,10 @@ class ClientV2:
 
     def _fin_many(self, ids: list[bytes]) -> None:
         assert self.channel is not None
-        finish = self.channel.finish
-        me = self.id
-        done = 0
-        for msg_id in ids:
-            err = finish(me, msg_id)
-            if err is None:
-                done += 1
-            else:
-                self._nonfatal("E_FIN_FAILED", f"FIN {msg_id.decode('latin-1')} failed {err}")
+        failed = self.channel.finish_many(self.id, ids)
+        done = len(ids) - len(failed)
+        for msg_id, err in failed:
+            self._nonfatal("E_FIN_FAILED", f"FIN {msg_id.decode('latin-1')} failed {err}")
         self.finish_count += done
         self.in_flight_count -= done
         self._needs_dispatch = True
@@ -464,6 +493,24 @@ class ClientV2:
         except PublishRefused as exc:
             raise ClientError(f"E_{cmd}_FAILED", f"{cmd} failed {exc}") from None
         self.pub_counts[topic_name] = self.pub_counts.get(topic_name, 0) + len(msgs)
+        if synced:
+            self._await_sync(cmd, synced)
+        else:
+            self._write(_OK_FRAME)
+
+    def _publish_one(self, cmd: str, topic_name: str, body: bytes, deferred: float) -> None:
+        """``_publish`` of one body (PUB, DPUB), without the lists."""
+        nsqd = self._nsqd
+        topic = nsqd.topics.get(topic_name)
+        if topic is None:
+            topic = nsqd.get_topic(topic_name)
+        msg = topic.new_message(body, deferred)
+        try:
+            synced = topic.put_message(msg)
+        except PublishRefused as exc:
+            raise ClientError(f"E_{cmd}_FAILED", f"{cmd} failed {exc}") from None
+        counts = self.pub_counts
+        counts[topic_name] = counts.get(topic_name, 0) + 1
         if synced:
             self._await_sync(cmd, synced)
         else:

@@ -43,6 +43,10 @@ class Topic:
         self.ephemeral = name.endswith("#ephemeral")
         self.paused = False
         self.channels: dict[str, Channel] = {}
+        # The channels in order, rebuilt when one comes or goes: publishing walks
+        # it without copying, and a channel leaving in the middle of a walk (its
+        # last consumer gone) does not disturb the walk.
+        self._fan: tuple[Channel, ...] = ()
         self.memory: deque[Message] = deque()
         self.backend = backend
         self.message_count = 0
@@ -57,7 +61,10 @@ class Topic:
         return len(self.memory) + self.backend.depth()
 
     def new_message(self, body: bytes, deferred: float = 0.0) -> Message:
-        return self.new_messages([body], deferred)[0]
+        """The message for one PUB/DPUB; the same as ``new_messages([body])[0]``."""
+        nsqd = self._nsqd
+        wall = nsqd.clock.wall_ns()
+        return Message(nsqd.guid.new(wall), body, wall, 0, deferred)
 
     def new_messages(self, bodies: list[bytes], deferred: float = 0.0) -> list[Message]:
         """Messages for one publish: one timestamp, consecutive ids."""
@@ -75,6 +82,7 @@ class Topic:
             return channel
         channel = Channel(self.name, name, self._nsqd, self._nsqd.new_backend(self.name, name), self._channel_empty)
         self.channels[name] = channel
+        self._fan = tuple(self.channels.values())
         self._nsqd.notify("channel_created", self, channel)
         self._nsqd.persist_metadata()
         if len(self.channels) == 1:
@@ -88,6 +96,7 @@ class Topic:
         channel = self.channels.pop(name, None)
         if channel is None:
             return False
+        self._fan = tuple(self.channels.values())
         channel.close(deleted=True)
         self._nsqd.notify("channel_deleted", self, channel)
         self._nsqd.persist_metadata()
@@ -137,6 +146,36 @@ class Topic:
             return [c.backend for c in self.channels.values() if is_durable(c.backend)]
         return [self.backend]
 
+    def put_message(self, msg: Message) -> list[BackendQueue]:
+        """``put_messages([msg])`` without the lists: a PUB's path to its channels."""
+        fan = self._fan
+        if not fan or self.paused or self.closed:
+            return self.put_messages([msg])
+        nbytes = len(msg.body)
+        for channel in fan:
+            if len(channel.memory) >= channel.mem_queue_size and not channel.has_room(1, nbytes):
+                raise PublishRefused(f"channel {channel.name} queue full (mem-queue-size {self._mem_queue_size})")
+        self.message_count += 1
+        self.message_bytes += nbytes
+        try:
+            deferred = msg.deferred
+            if deferred > 0:
+                for i, channel in enumerate(fan):
+                    channel.put_deferred(msg if i == 0 else msg.copy(), deferred)
+            else:
+                # The first channel takes the message itself, the others copies that share the body.
+                fan[0].put(msg)
+                for channel in fan[1:]:
+                    channel.put(msg.copy())
+            for channel in fan:
+                channel.dispatch()
+        except BackendError as exc:
+            self._nsqd.backend_failed(self.backend, exc)
+            raise PublishRefused(str(exc)) from None
+        if not self._durable_publish:
+            return []
+        return [c.backend for c in fan if is_durable(c.backend)]
+
     def _hold(self, msg: Message) -> None:
         if len(self.memory) < self._mem_queue_size:
             self.memory.append(msg)
@@ -147,7 +186,7 @@ class Topic:
             self.memory.append(msg)  # already accepted: never drop (see Channel._put_back)
 
     def _fan_out(self, msgs: list[Message]) -> None:
-        channels = list(self.channels.values())
+        channels = self._fan
         deferred = [m for m in msgs if m.deferred > 0]
         ready = [m for m in msgs if m.deferred <= 0] if deferred else msgs
         for i, channel in enumerate(channels):
@@ -224,6 +263,7 @@ class Topic:
                 self._nsqd.notify("channel_deleted", self, channel)
         if deleted:
             self.channels.clear()
+            self._fan = ()
             self.backend.delete()
             return
         if is_durable(self.backend):

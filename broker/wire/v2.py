@@ -164,6 +164,8 @@ class Nop(NamedTuple):
 
 Command = Identify | Auth | Sub | Pub | Mpub | Dpub | Rdy | Fin | Req | Touch | Cls | Nop
 
+_new_tuple = tuple.__new__
+
 
 # -- encoding ---------------------------------------------------------------------
 
@@ -227,8 +229,11 @@ _GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", 
 # -- the command parser -----------------------------------------------------------
 
 # A run of FINs whose lines have exactly one 16-byte parameter (nsqd splits on
-# single spaces and ends the line at the first newline).
-_FIN_RUN = re.compile(rb"(?:FIN [^ \n]{16}\n)+")
+# single spaces and ends the line at the first newline).  Only ids of the form
+# nsqd gives (lowercase hex) are taken in a run, which is cheaper to match; any
+# other id goes through next_command and fails the same way there.
+_FIN_RUN = re.compile(rb"(?:FIN [0-9a-f]{16}\n)+")
+_FIN_IDS = re.compile(rb"FIN (.{16})\n", re.DOTALL)
 
 Precheck = Callable[[bytes, list[bytes]], None]
 
@@ -245,11 +250,13 @@ class V2Parser:
     ``feed()`` bytes, then call ``next_command()`` until it returns None (more
     bytes needed).  It raises ``ClientError`` for a malformed command and
     ``LineTooLong`` for an over-long line.  ``precheck(name, params)`` is called
-    after a line of a command with a body is parsed and before its body is read,
-    so the connection's state can reject it first, as nsqd does.
+    where nsqd checks the connection's state: first thing for every command but
+    RDY, NOP, PUB, MPUB and DPUB (a command with a body is rejected before its
+    body is read).  nsqd makes no such check for the three publishes; their
+    authorisation comes after the body.
     """
 
-    __slots__ = ("_buf", "_limits", "_pos", "precheck")
+    __slots__ = ("_buf", "_limits", "_pos", "_topic_name", "_topic_raw", "precheck")
 
     def __init__(
         self,
@@ -259,16 +266,35 @@ class V2Parser:
         max_req_timeout_ms: int,
         precheck: Precheck | None = None,
     ) -> None:
-        self._buf = bytearray()
+        # The unparsed input is ``_buf[_pos:]``.  ``_buf`` is the caller's own bytes
+        # while a read is parsed without carrying anything over (a read usually ends
+        # on a command boundary), and a bytearray holding the remainder otherwise.
+        self._buf: bytes | bytearray = b""
         self._pos = 0
         self._limits = _Limits(max_msg_size, max_body_size, max_req_timeout_ms)
         self.precheck = precheck
+        # The last topic name that passed validation, raw and decoded: a producer
+        # names the same topic in every publish, and a name once valid stays valid.
+        self._topic_raw: bytes | None = None
+        self._topic_name = ""
 
-    def feed(self, data: bytes) -> None:
-        if self._pos:
-            del self._buf[: self._pos]
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        # Nothing left over: parse the read where it lies, without copying it.
+        buf = self._buf
+        pos = self._pos
+        if pos >= len(buf):
+            self._buf = data if type(data) is bytes else bytes(data)
             self._pos = 0
-        self._buf += data
+        elif type(buf) is bytearray:
+            if pos:
+                del buf[:pos]
+                self._pos = 0
+            buf += data
+        else:
+            rest = bytearray(buf[pos:])
+            rest += data
+            self._buf = rest
+            self._pos = 0
 
     def buffered(self) -> int:
         return len(self._buf) - self._pos
@@ -283,13 +309,17 @@ class V2Parser:
         m = _FIN_RUN.match(self._buf, self._pos)
         if m is None:
             return []
-        chunk = bytes(self._buf[self._pos : m.end()])
+        chunk = m.group()
         self._pos = m.end()
-        return [chunk[i + 4 : i + 20] for i in range(0, len(chunk), 21)]
+        if len(chunk) == 21:
+            return [chunk[4:20]]
+        return _FIN_IDS.findall(chunk)
 
     def next_command(self) -> Command | None:
         buf = self._buf
         pos = self._pos
+        if pos == len(buf):
+            return None
         nl = buf.find(b"\n", pos)
         if nl < 0:
             if len(buf) - pos > MAX_LINE:
@@ -298,13 +328,18 @@ class V2Parser:
         if nl - pos >= MAX_LINE:
             raise LineTooLong()
         end = nl - 1 if nl > pos and buf[nl - 1] == 0x0D else nl
-        line = bytes(buf[pos:end])
+        line = buf[pos:end]
+        if type(line) is not bytes:
+            line = bytes(line)
         params = line.split(b" ")
         name = params[0]
         body_start = nl + 1
 
-        # Bodiless commands first: they are the hot path (FIN, RDY).  nsqd checks the
-        # connection's state before anything else in every command but PUB/MPUB/DPUB.
+        # PUB first: it is what most reads from a producer hold.  Then the bodiless
+        # commands, most frequent first.  nsqd checks the connection's state before
+        # anything else in every command but PUB/MPUB/DPUB.
+        if name == b"PUB":
+            return self._pub(params, body_start)
         if name == b"FIN":
             self._pos = body_start
             if self.precheck is not None:
@@ -339,8 +374,6 @@ class V2Parser:
             self._pos = body_start
             return self._sub(params)
 
-        if name == b"PUB":
-            return self._pub(params, body_start)
         if name == b"MPUB":
             return self._mpub(params, body_start)
         if name == b"DPUB":
@@ -386,9 +419,14 @@ class V2Parser:
     def _topic(self, cmd: str, params: list[bytes], nparams: int, prefix: str = "") -> str:
         if len(params) < nparams:
             raise ClientError("E_INVALID", f"{cmd} insufficient number of parameters")
-        topic = _decode(params[1])
+        raw = params[1]
+        if raw == self._topic_raw:
+            return self._topic_name
+        topic = _decode(raw)
         if topic is None or not is_valid_topic_name(topic):
-            raise ClientError("E_BAD_TOPIC", f"{prefix}{cmd} topic name {go_quote(params[1])} is not valid")
+            raise ClientError("E_BAD_TOPIC", f"{prefix}{cmd} topic name {go_quote(raw)} is not valid")
+        self._topic_raw = raw
+        self._topic_name = topic
         return topic
 
     def _length(self, at: int) -> int | None:
@@ -399,31 +437,41 @@ class V2Parser:
 
     def _message_body(self, cmd: str, at: int) -> tuple[bytes, int] | None:
         """A PUB/DPUB body: size checks as nsqd makes them, then the bytes."""
-        size = self._length(at)
-        if size is None:
+        buf = self._buf
+        if len(buf) < at + 4:
             return None
+        size: int = _INT32.unpack_from(buf, at)[0]
         if size <= 0:
             raise ClientError("E_BAD_MESSAGE", f"{cmd} invalid message body size {size}")
         if size > self._limits.max_msg_size:
             raise ClientError("E_BAD_MESSAGE", f"{cmd} message too big {size} > {self._limits.max_msg_size}")
         end = at + 4 + size
-        if len(self._buf) < end:
+        if len(buf) < end:
             return None
-        return bytes(self._buf[at + 4 : end]), end
+        return bytes(buf[at + 4 : end]), end
 
     def _pub(self, params: list[bytes], at: int) -> Pub | None:
-        if self.precheck is not None:
-            self.precheck(b"PUB", params)
-        topic = self._topic("PUB", params, 2)
-        got = self._message_body("PUB", at)
-        if got is None:
+        # _topic and _message_body, written out for the common case: PUB is the
+        # command a producer sends most.
+        if len(params) > 1 and params[1] == self._topic_raw:
+            topic = self._topic_name
+        else:
+            topic = self._topic("PUB", params, 2)
+        buf = self._buf
+        if len(buf) < at + 4:
             return None
-        self._pos = got[1]
-        return Pub(topic, got[0])
+        size: int = _INT32.unpack_from(buf, at)[0]
+        if size <= 0 or size > self._limits.max_msg_size:
+            self._message_body("PUB", at)  # raises nsqd's error for the size
+        end = at + 4 + size
+        if len(buf) < end:
+            return None
+        self._pos = end
+        body = buf[at + 4 : end]
+        # tuple.__new__ straight: a NamedTuple's own constructor is a Python-level call.
+        return _new_tuple(Pub, (topic, body if type(body) is bytes else bytes(body)))
 
     def _dpub(self, params: list[bytes], at: int) -> Dpub | None:
-        if self.precheck is not None:
-            self.precheck(b"DPUB", params)
         topic = self._topic("DPUB", params, 3)
         n = parse_base10(params[2])
         if n is None:
@@ -440,8 +488,6 @@ class V2Parser:
         return Dpub(topic, ms, got[0])
 
     def _mpub(self, params: list[bytes], at: int) -> Mpub | None:
-        if self.precheck is not None:
-            self.precheck(b"MPUB", params)
         # nsqd's MPUB names the code twice in this one description.
         topic = self._topic("MPUB", params, 2, prefix="E_BAD_TOPIC ")
         size = self._length(at)
@@ -596,11 +642,12 @@ def encode_identify(data: dict[str, object]) -> bytes:
 
 
 def encode_pub(topic: str, body: bytes) -> bytes:
-    return encode_command(b"PUB", topic.encode(), body=body)
+    # encode_command written out: a producer encodes one of these per message.
+    return b"".join((b"PUB ", topic.encode(), b"\n", _INT32.pack(len(body)), body))
 
 
 def encode_dpub(topic: str, defer_ms: int, body: bytes) -> bytes:
-    return encode_command(b"DPUB", topic.encode(), str(defer_ms).encode(), body=body)
+    return b"".join((b"DPUB ", topic.encode(), b" %d\n" % defer_ms, _INT32.pack(len(body)), body))
 
 
 def encode_mpub(topic: str, bodies: list[bytes]) -> bytes:

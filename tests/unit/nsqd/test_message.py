@@ -36,3 +36,13 @@ def test_records_round_trip_with_and_without_a_due_time() -> None:
     for due in (0, 1_800_000_000_000_000_000):
         got, got_due = decode_message_record(encode_message_record(msg, due))
         assert (got.id, got.body, got.timestamp, got.attempts, got_due) == (msg.id, msg.body, 42, 3, due)
+
+
+def test_a_copy_shares_the_body_and_starts_with_fresh_delivery_state() -> None:
+    msg = Message(b"0123456789abcdef", b"body", 123, 2, 0.5)
+    msg.client_id, msg.deadline, msg.delivered_at, msg.flight, msg.disk_pos = 9, 1.0, 2.0, 3, (1, 2)
+    other = msg.copy()
+    fresh = Message(b"0123456789abcdef", b"body", 123, 2, 0.5)
+    # every slot is set, to what a new message of the same content has
+    assert {s: getattr(other, s) for s in Message.__slots__} == {s: getattr(fresh, s) for s in Message.__slots__}
+    assert other.body is msg.body

@@ -245,18 +245,10 @@ class ClientV2:
         body = msg.body
         out.append(_pack_header(len(body) + 30, 2, msg.timestamp, msg.attempts, msg.id))
         out.append(body)
-        size = self._out_size + len(body) + 34
-        self._out_size = size
-        in_flight = self.in_flight_count + 1
-        self.in_flight_count = in_flight
+        self._out_size += len(body) + 34
+        self.in_flight_count += 1
         self.message_count += 1
-        if in_flight >= self.ready_count or size >= self.output_buffer_size:
-            self._flush()
-        elif self._flush_timer is None:
-            if self.output_buffer_timeout > 0:
-                self._flush_timer = self._clock.call_later(self.output_buffer_timeout, self._on_flush_timer)
-            else:
-                self._flush()
+        self._flush_when_due()
 
     def send_messages(self, msgs: list[Message]) -> None:
         out = self._out
@@ -270,9 +262,12 @@ class ClientV2:
         n = len(msgs)
         self.in_flight_count += n
         self.message_count += n
+        self._flush_when_due()
+
+    def _flush_when_due(self) -> None:
         # nsqd's bufio.Writer flushes when full; the message pump flushes when the
         # client stops being ready; otherwise the output buffer timeout does.
-        if self.in_flight_count >= self.ready_count or size >= self.output_buffer_size:
+        if self.in_flight_count >= self.ready_count or self._out_size >= self.output_buffer_size:
             self._flush()
         elif self._flush_timer is None:
             if self.output_buffer_timeout > 0:

@@ -428,23 +428,11 @@ class Channel:
     def finish_many(self, client_id: int, msg_ids: list[bytes]) -> list[tuple[bytes, str]]:
         """FIN of each id in turn (a consumer's run of FINs); those that failed, with why."""
         failed: list[tuple[bytes, str]] = []
-        in_flight = self.in_flight
+        finish = self.finish
         for msg_id in msg_ids:
-            # finish, written out: this runs once per message.
-            msg = in_flight.get(msg_id)
-            if msg is None:
-                failed.append((msg_id, "ID not in flight"))
-                continue
-            if msg.client_id != client_id:
-                failed.append((msg_id, "client does not own message"))
-                continue
-            del in_flight[msg_id]
-            msg.flight = 0
-            self._stale += 1
-            if self._stale > _COMPACT_MIN and self._stale > len(in_flight):
-                self._compact()
-            if msg.disk_pos is not None:
-                self._release(msg)
+            err = finish(client_id, msg_id)
+            if err is not None:
+                failed.append((msg_id, err))
         return failed
 
     def requeue(self, client_id: int, msg_id: bytes, delay: float) -> str | None:

@@ -15,9 +15,11 @@ guarantees (docs/guarantees.md), seen from the clients:
   channels).  A channel exists from its first SUB answer (or an operator's
   create) until it is deleted; nsqd keeps the list in its metadata file, so
   it outlives restarts and crashes, except an ``#ephemeral`` channel or any
-  channel of a node without a data path, which end when the node stops, and
-  every channel of a node whose ``nsqd.dat`` had a bit flipped, which the
-  next start may not find.  The loss is allowed by these rules:
+  channel of a node without a data path, which end when the node stops.  A
+  bit flipped in ``nsqd.dat`` excuses nothing: nsqd keeps a checksummed second
+  copy and recovers the list from its disk queues, so a start that forgets a
+  channel is a violation (it once was allowed, and hid a loss: reference
+  cluster, seed 16).  The loss is allowed by these rules:
 
   ====================  ===============================================================
   channel_deleted       the channel was deleted after the publish
@@ -89,7 +91,6 @@ Each kind of violation is listed ``_MAX_LISTED`` times and then only counted
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -219,19 +220,13 @@ class _Judge:
     def existence(self) -> dict[tuple[str, str], list[tuple[str, list[tuple[At, At]], list[At]]]]:
         """Per (nsqd, topic): each channel, the spans in which it existed, and when it was made."""
         h = self.h
-        # A flipped bit in nsqd.dat may make the next start find no topics and channels:
-        # a channel then exists again once a consumer subscribes.
-        forgotten: dict[str, list[At]] = {}
-        for nsqd, flips in h.metadata_flips.items():
-            starts = h.starts.get(nsqd, [])
-            forgotten[nsqd] = sorted({starts[i] for i in (bisect_left(starts, f) for f in flips) if i < len(starts)})
         never: At = (float("inf"), 0)
         by_topic: dict[tuple[str, str], list[tuple[str, list[tuple[At, At]], list[At]]]] = defaultdict(list)
         for (nsqd, topic, channel), log in sorted(h.channel_log.items()):
             changes = list(log)
             if channel.endswith("#ephemeral") or not h.node(nsqd).persistent:
                 changes += [(at, "deleted") for at, _ in h.faults.get(nsqd, [])]
-            changes = sorted(changes + [(at, "deleted") for at in forgotten.get(nsqd, [])])
+            changes.sort()
             spans: list[tuple[At, At]] = []
             since: At | None = None
             for at, what in changes:

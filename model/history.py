@@ -64,9 +64,9 @@ Types and their fields
                        between them is mended; what it held arrives now
 ``disk_fault``         nsqd, fault, where ([file, bit]): with ``fault`` =
                        ``bitflip`` the disk rotted (records may be lost:
-                       checksums catch it; in ``nsqd.dat``, or where no file
-                       is named, the next start may find no channels),
-                       unless ``where`` is given as null (no file to flip)
+                       checksums catch it; a flip in ``nsqd.dat`` must cost
+                       nothing), unless ``where`` is given as null (no file
+                       to flip)
 ``exception``          error: something escaped the broker (always a
                        violation; the run stopped there)
 ``fsync``              nsqd, topic, channel ("" for the topic's own queue),
@@ -180,7 +180,6 @@ def events(raw: Iterable[Mapping[str, Any] | Event]) -> list[Event]:
 # A point in the history: its time, and its position among events of equal time.
 At = tuple[float, int]
 
-_METADATA = "nsqd.dat"  # where nsqd lists its topics and channels
 _ANSWERS = frozenset({"fin", "req", "touch", "hold"})
 _REFUSALS = {"E_FIN_FAILED": "fin", "E_REQ_FAILED": "req", "E_TOUCH_FAILED": "touch"}
 
@@ -255,7 +254,6 @@ class Timeline:
         self.held: dict[tuple[str, At], Mapping[str, Mapping[str, str]]] = {}  # (nsqd, stop) -> what it held
         self.fsynced: dict[tuple[str, str, str, str], At] = {}  # (nsqd, topic, channel, key) -> first known
         self.flips: dict[str, list[At]] = defaultdict(list)  # nsqd -> bits flipped on its disk
-        self.metadata_flips: dict[str, list[At]] = defaultdict(list)  # ... in nsqd.dat, or in a file not named
         self.final: dict[tuple[str, str, str], int] = {}  # (nsqd, topic, channel) -> messages left at the end
         self.end: At = (0.0, 0)
         self._read(history)
@@ -338,9 +336,6 @@ class Timeline:
                 self.fsynced.setdefault((nsqd, e.get("topic", ""), e.get("channel", ""), str(key)), at)
         elif kind == "disk_fault" and e.get("fault") == "bitflip" and e.get("where", ()) is not None:
             self.flips[nsqd].append(at)
-            where = e.get("where", ())
-            if not where or str(where[0]).rsplit("/", 1)[-1] == _METADATA:
-                self.metadata_flips[nsqd].append(at)
         elif kind == "exception":
             self.exceptions.append(str(e.get("error", "")))
         elif kind == "final":

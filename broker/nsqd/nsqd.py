@@ -202,20 +202,28 @@ class NSQD:
         if self.fs is None:
             return
         try:
-            saved = metadata.load(self.fs, self.opts.data_path)
-        except (OSError, metadata.MetadataError) as exc:
+            loaded = metadata.load(self.fs, self.opts.data_path)
+        except OSError as exc:
             self.log("ERROR", f"failed to load metadata - {exc}")
             return
+        for problem in loaded.problems:
+            self.log("ERROR", f"failed to load metadata - {problem}")
+        if loaded.problems or loaded.recovered:
+            found = ", ".join(loaded.recovered) or "none"
+            self.log("WARNING", f"metadata restored from {loaded.source}; queues found on disk and not listed: {found}")
         self._loading = True
         try:
-            for meta in saved:
+            for meta in loaded.topics:
                 topic = self.get_topic(meta.name)
+                # Paused first: a paused topic keeps what it holds when its first channel appears.
+                topic.paused = meta.paused
                 for name, paused in meta.channels:
                     channel = topic.get_channel(name)
                     channel.paused = paused
-                topic.paused = meta.paused
         finally:
             self._loading = False
+        if loaded.problems or loaded.recovered:
+            self.persist_metadata()  # both copies trusted again
         # Topics with channels hand on what their queues held before the restart.
         for topic in self.topics.values():
             topic.drain()

@@ -56,7 +56,8 @@ Types and their fields
                        ``stop`` may say what nsqd still held, as ``held``:
                        ``{"<topic>/<channel>": {id: "in_flight" | "deferred"
                        | "queued"}}``, every message the channel had
-                       delivered and not finished; that tells whether a
+                       delivered and not finished (in memory or, requeued
+                       past --mem-queue-size, on disk); that tells whether a
                        FIN or REQ sent just before reached it
 ``restart``            nsqd: a clean exit and start in one event
 ``partition``          informational: where the network was cut

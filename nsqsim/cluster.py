@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 
 import simpy
 
+from broker.nsqd.message import decode_message_record
 from broker.nsqd.nsqd import NSQD
+from broker.storage.diskqueue import DiskQueue
 from broker.storage.memfs import SimulatedCrash
 from nsqsim.clock import SimClock, run_until
 from nsqsim.config import LOOKUPD_HTTP_PORT, ClusterConfig
@@ -280,6 +282,15 @@ def _held(nsqd: NSQD | None) -> dict[str, dict[str, str]]:
     for topic in nsqd.topics.values():
         for channel in topic.channels.values():
             ids = {m.id.decode("ascii", "replace"): "queued" for m in channel.memory if m.attempts}
+            # a delivered message requeued past --mem-queue-size waits on disk
+            if isinstance(channel.backend, DiskQueue):
+                for record in channel.backend.unread():
+                    try:
+                        msg, _ = decode_message_record(record)
+                    except ValueError:
+                        continue  # the channel skips it too
+                    if msg.attempts:
+                        ids.setdefault(msg.id.decode("ascii", "replace"), "queued")
             ids.update((m.id.decode("ascii", "replace"), "deferred") for m in channel.deferred.values() if m.attempts)
             ids.update((m.id.decode("ascii", "replace"), "in_flight") for m in channel.in_flight.values())
             out[f"{topic.name}/{channel.name}"] = ids

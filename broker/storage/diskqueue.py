@@ -117,7 +117,7 @@ Differences from Go nsqd
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from broker.ports import Clock, File, FileSystem, Logger, Timer
 from broker.storage.layout import QueueFiles
@@ -327,6 +327,32 @@ class DiskQueue:
     def depth(self) -> int:
         """Records queued and not yet read."""
         return self._depth
+
+    def unread(self) -> Iterator[bytes]:
+        """The records not yet read, oldest first, left unread (for inspection only).
+
+        The simulator lists at a clean stop which delivered messages a channel
+        still holds, and a requeued message that spilled is among these.
+        """
+        file, pos = self._read_file, self._read_pos
+        while (file, pos) < (self._write_file, self._write_pos):
+            try:
+                f = self._fs.open_read(self._files.segment(file))
+            except FileNotFoundError:
+                file, pos = file + 1, 0
+                continue
+            try:
+                end = self._write_pos if file == self._write_file else f.size()
+                reader = SegmentReader(f, end, self._min_size, self._max_size)
+                while pos < end:
+                    data = reader.record_at(pos)
+                    if data is None:
+                        break  # corruption: what read() would skip
+                    yield data
+                    pos += HEADER_SIZE + len(data)
+            finally:
+                f.close()
+            file, pos = file + 1, 0
 
     def end_at_open(self) -> tuple[int, int]:
         """Where the records found at open ended: what a restart may read again lies before it."""

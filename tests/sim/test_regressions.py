@@ -235,3 +235,18 @@ def test_a_bit_flipped_in_nsqd_dat_does_not_make_the_next_start_forget_a_channel
     assert any(e["where"][0].endswith("/nsqd.dat") for e in flips), flips
     verdict = check(events)
     assert verdict.ok, verdict.violations
+
+
+def test_a_requeued_message_that_spilled_to_disk_is_still_held_at_a_clean_stop() -> None:
+    # archive-0 crashed at the instant it sent FIN for producer-3:3366 (27.438 s): the
+    # FIN never arrived, the message went back to "archive" on nsqd-0 and, the channel
+    # being 10,000 deep, spilled to its disk queue.  At nsqd-0's clean stop (60.4 s)
+    # the stop's ``held`` listed only what was in memory, so the checker took the FIN
+    # as arrived and called the redelivery after the restart a FIN undone.  ``held``
+    # now lists the delivered messages waiting on disk too (DiskQueue.unread).
+    # Replay: nsqsim run --config examples/reference-cluster.toml --seed 53
+    events = run(load_config(str(EXAMPLES / "reference-cluster.toml")), 53).history.events
+    stop = next(e for e in events if e["type"] == "stop" and e.get("host") == "nsqd-0")
+    assert stop["held"]["events/archive"].get("1714a61594000001") == "queued"
+    verdict = check(events)
+    assert verdict.ok, verdict.violations

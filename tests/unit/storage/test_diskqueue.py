@@ -51,6 +51,18 @@ def test_segments_roll_past_max_bytes_per_file_with_nsqd_names() -> None:
     assert drain(q) == [body(i) for i in range(10)]
 
 
+def test_unread_lists_what_is_queued_across_segments_without_reading_it() -> None:
+    q = open_queue(MemoryFileSystem(), max_bytes_per_file=100)
+    for i in range(10):
+        q.put(body(i))
+    for _ in range(3):
+        q.read()
+    assert list(q.unread()) == [body(i) for i in range(3, 10)]
+    assert q.depth() == 7
+    assert drain(q) == [body(i) for i in range(3, 10)]
+    assert list(q.unread()) == []
+
+
 def test_finished_segments_are_removed_once_reading_passes_them() -> None:
     fs = MemoryFileSystem()
     q = open_queue(fs, max_bytes_per_file=100)

@@ -47,6 +47,7 @@ from broker.client.aio_runtime import client_config
 from broker.client.config import OPTIONS, ClientConfig
 from broker.ports import Logger
 from broker.runtime import ShutdownSignals, StderrLogger
+from broker.version import NSQ_VERSION
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -119,8 +120,8 @@ def fatal(msg: str) -> int:
 
 
 def version_line(name: str) -> str:
-    """``<tool> v<version>``, as the Go tools print ``-version``."""
-    return f"{name} v{package_version()}"
+    """``<tool> v1.3.0``: the Go tools' ``-version`` line, with the NSQ version they match."""
+    return f"{name} v{NSQ_VERSION}"
 
 
 def tool_logger(name: str, level: str = "info", prefix: str | None = None) -> StderrLogger:
@@ -158,8 +159,8 @@ def apply_client_options(config: ClientConfig, options: Sequence[str]) -> Client
 
 def tool_config(name: str, options: Sequence[str], **changes: object) -> ClientConfig:
     """The client settings of a tool: its user agent, ``changes``, then the passed-through options."""
-    version = package_version()
-    config = client_config(None, user_agent=f"{name}/{version} nsqsim/{version}", **changes)
+    # Go's tools send "<tool>/<nsq version> go-nsq/<go-nsq version>".
+    config = client_config(None, user_agent=f"{name}/{NSQ_VERSION} nsqsim/{package_version()}", **changes)
     return apply_client_options(config, options)
 
 

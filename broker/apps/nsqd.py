@@ -3,7 +3,8 @@
 Start-up follows ``apps/nsqd/main.go`` and ``nsqd.New``: parse the flags
 (``--version`` prints and exits before anything else), read ``--config``,
 resolve the options, lock the data path, check the options, log the version
-and node id, bind the TCP and HTTP listeners, and only then start the node and
+and node id, check that the data path takes a metadata file (``Start``'s load
+and persist of nsqd.dat), bind the TCP and HTTP listeners, and only then start the node and
 begin accepting.  Any failure there is one FATAL line and exit status 1; the
 lines that Go's ``main.go`` prints itself carry its fixed ``[nsqd] `` prefix,
 whatever ``--log-prefix`` says.
@@ -52,7 +53,7 @@ from broker.runtime import (
 )
 from broker.runtime.files import OSFileSystem
 
-__all__ = ["SHUTDOWN_DRAIN_SECONDS", "check_options", "default_node_id", "flag_set", "main", "run", "serve"]
+__all__ = ["SHUTDOWN_DRAIN_SECONDS", "check_data_path", "check_options", "default_node_id", "flag_set", "main", "run", "serve"]
 
 SHUTDOWN_DRAIN_SECONDS = 5.0
 
@@ -142,6 +143,36 @@ def _lock_data_path(path: str) -> int:
     return fd
 
 
+def check_data_path(path: str) -> None:
+    """What ``program.Start`` finds before nsqd listens: nsqd.dat readable, and a new one writable.
+
+    Go nsqd loads its metadata and persists it once before it opens a
+    listener, so a data path that is a regular file, or a directory it cannot
+    write, ends it at start rather than failing the first publish.  This makes
+    the same two attempts, with Go's messages (raises ValueError).
+    """
+    fn = os.path.join(path, "nsqd.dat")
+    try:
+        with open(fn, "rb"):
+            pass
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ValueError(f"failed to load metadata - failed to read metadata from {fn} - open {fn}: {_strerror(exc)}") from None
+    tmp = f"{fn}.{os.getpid()}.tmp"  # the temporary name PersistMetadata writes before its rename
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise ValueError(f"failed to persist metadata - open {tmp}: {_strerror(exc)}") from None
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise ValueError(f"failed to persist metadata - sync {tmp}: {_strerror(exc)}") from None
+    finally:
+        os.close(fd)
+        os.unlink(tmp)
+
+
 def _strerror(exc: OSError) -> str:
     return os.strerror(exc.errno).lower() if exc.errno else str(exc)
 
@@ -169,6 +200,10 @@ def run(argv: Sequence[str]) -> int:
     try:
         logger.log("INFO", version_string("nsqd"))
         logger.log("INFO", f"ID: {opts.node_id}")
+        try:
+            check_data_path(opts.data_path)
+        except ValueError as exc:
+            return fatal(str(exc))
         return asyncio.run(serve(opts, logger, hostname, fatal))
     finally:
         os.close(lock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import signal
@@ -89,6 +90,39 @@ def test_missing_data_path_is_fatal(tmp_path: Path) -> None:
     assert fatal_line(done.stderr) == (
         f"failed to instantiate nsqd - failed to lock data-path: open {missing}: no such file or directory"
     )
+
+
+def _unwritable_dir(tmp_path: Path) -> Path:
+    if os.geteuid() != 0:
+        d = tmp_path / "read-only"
+        d.mkdir(mode=0o500)
+        return d
+    if not Path("/sys/kernel").is_dir():  # root writes anywhere but sysfs
+        pytest.skip("root, and no /sys/kernel to stand for an unwritable directory")
+    return Path("/sys/kernel")
+
+
+def test_a_data_path_that_is_a_regular_file_is_fatal_before_listening(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_text("")
+    done = run_nsqd("--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0", f"--data-path={path}")
+    assert done.returncode == 1
+    assert fatal_line(done.stderr) == (
+        f"failed to load metadata - failed to read metadata from {path}/nsqd.dat - open {path}/nsqd.dat: not a directory"
+    )
+    assert "listening" not in done.stderr
+
+
+def test_an_unwritable_data_path_is_fatal_before_listening(tmp_path: Path) -> None:
+    path = _unwritable_dir(tmp_path)
+    done = run_nsqd("--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0", f"--data-path={path}")
+    assert done.returncode == 1
+    assert re.fullmatch(
+        rf"failed to persist metadata - open {re.escape(str(path))}/nsqd\.dat\.\d+\.tmp: permission denied",
+        fatal_line(done.stderr),
+    )
+    assert "listening" not in done.stderr
+    assert not list(path.glob("nsqd.dat.*.tmp"))
 
 
 def test_missing_config_file_is_fatal(tmp_path: Path) -> None:

@@ -92,6 +92,30 @@ def test_missing_data_path_is_fatal(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        # today this would answer plain HTTP 403 TLS_REQUIRED with no HTTPS listener, and serve plain TCP
+        (["--tls-required=true", "--tls-cert=/no/cert.pem", "--tls-key=/no/key.pem"], "--tls-cert=/no/cert.pem"),
+        (["--auth-http-address=127.0.0.1:4181"], "--auth-http-address=127.0.0.1:4181"),
+    ],
+)
+def test_a_security_flag_without_effect_is_fatal_before_listening(tmp_path: Path, args: list[str], flag: str) -> None:
+    done = run_nsqd("--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0", f"--data-path={tmp_path}", *args)
+    assert done.returncode == 1
+    assert fatal_line(done.stderr) == (
+        f"failed to instantiate nsqd - {flag} is not implemented yet; refusing to start rather than run without it"
+        f" (leave {flag.split('=')[0]} unset)"
+    )
+    assert "listening" not in done.stderr
+
+
+def test_another_flag_without_effect_is_one_warning_at_start(nsqd_factory: Callable[..., Daemon]) -> None:
+    daemon = nsqd_factory("--statsd-address=127.0.0.1:8125")
+    [line] = [ln for ln in daemon.stderr.splitlines() if "has no effect" in ln]
+    assert re.fullmatch(rf"\[nsqd\] {STAMP} WARNING: --statsd-address=127.0.0.1:8125 has no effect: not implemented yet", line)
+
+
 def _unwritable_dir(tmp_path: Path) -> Path:
     if os.geteuid() != 0:
         d = tmp_path / "read-only"
@@ -157,6 +181,7 @@ def test_daemon_starts_logs_like_nsqd_and_accepts_connections(nsqd: Daemon) -> N
     lines = nsqd.stderr.splitlines()
     assert re.fullmatch(rf"\[nsqd\] {STAMP} INFO: {re.escape(version_string('nsqd'))}", lines[0])
     assert re.fullmatch(rf"\[nsqd\] {STAMP} INFO: ID: \d+", lines[1])
+    assert "WARNING" not in nsqd.stderr  # the defaults set nothing that has no effect
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -597,8 +597,9 @@ def _ns(seconds: float) -> int:
 def _put(topic: Topic, msgs: list[Message]) -> None:
     try:
         topic.put_messages(msgs)
-    except PublishRefused:
-        raise APIError(503, "EXITING") from None
+    except PublishRefused as exc:
+        # nsqd answers every refusal EXITING; a full disk budget (beyond nsqd) says so instead
+        raise APIError(503, str(exc) if exc.disk_bound else "EXITING") from None
 
 
 def _parse_int64(text: str) -> int | None:

@@ -62,6 +62,7 @@ __all__ = [
     "apply_client_options",
     "consumer_flags",
     "fatal",
+    "log_printf",
     "parse_flags",
     "tool_config",
     "tool_logger",
@@ -114,9 +115,16 @@ class ToolError(Exception):
 
 def fatal(msg: str) -> int:
     """Print as Go's ``log.Fatal`` (``2006/01/02 15:04:05 msg``); the exit status, 1."""
-    sys.stderr.write(f"{time.strftime('%Y/%m/%d %H:%M:%S')} {msg}\n")
-    sys.stderr.flush()
+    log_printf(msg)
     return 1
+
+
+def log_printf(msg: str | bytes) -> None:
+    """One line on stderr as Go's standard ``log.Printf`` writes it: ``2006/01/02 15:04:05 msg``."""
+    line = msg if isinstance(msg, bytes) else msg.encode("utf-8", "backslashreplace")
+    sys.stderr.flush()
+    sys.stderr.buffer.write(time.strftime("%Y/%m/%d %H:%M:%S ").encode() + line + b"\n")
+    sys.stderr.buffer.flush()
 
 
 def version_line(name: str) -> str:

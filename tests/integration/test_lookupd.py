@@ -24,7 +24,7 @@ import pytest
 
 from broker.apps import version_string
 from broker.version import PACKAGE_VERSION
-from tests.integration.conftest import Daemon, run_nsqlookupd, start_nsqlookupd
+from tests.integration.conftest import ROOT, Daemon, run_nsqlookupd, start_nsqlookupd
 
 pytestmark = pytest.mark.integration
 
@@ -141,6 +141,15 @@ def test_port_in_use_is_fatal_exit_1() -> None:
         rf"listen tcp 127.0.0.1:{port}: bind: address already in use",
         line,
     ), line
+
+
+def test_the_example_config_starts_nsqlookupd() -> None:
+    daemon = start_nsqlookupd(f"--config={ROOT / 'deploy' / 'nsqlookupd.toml'}")
+    try:
+        assert "WARNING" not in daemon.stderr and "FATAL" not in daemon.stderr
+        assert http_get(daemon, "/info") == (200, {"version": "1.3.0", "nsqsim_version": PACKAGE_VERSION})
+    finally:
+        daemon.close()
 
 
 def test_config_file_applies_and_flags_win(tmp_path: Path) -> None:

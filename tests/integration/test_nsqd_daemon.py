@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from broker.apps import version_string
-from tests.integration.conftest import Daemon, run_nsqd
+from tests.integration.conftest import ROOT, Daemon, run_nsqd
 
 pytestmark = pytest.mark.integration
 
@@ -212,6 +212,12 @@ def test_config_file_applies_and_flags_win(nsqd_factory: Callable[..., Daemon], 
     assert from_config.stderr.splitlines()[0].startswith("[from-config] ")
     from_flag = nsqd_factory(f"--config={config}", "--log-prefix=[from-flag] ")
     assert from_flag.stderr.splitlines()[0].startswith("[from-flag] ")
+
+
+def test_the_example_config_starts_nsqd_and_warns_about_nothing(nsqd_factory: Callable[..., Daemon]) -> None:
+    daemon = nsqd_factory(f"--config={ROOT / 'deploy' / 'nsqd.toml'}")
+    assert "WARNING" not in daemon.stderr and "FATAL" not in daemon.stderr
+    assert daemon.stop(signal.SIGTERM) == 0
 
 
 def test_deprecated_alias_is_accepted_with_a_warning(nsqd_factory: Callable[..., Daemon]) -> None:

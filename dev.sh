@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
 # The project's two entry points for a fresh machine (see README):
-#   ./dev.sh nsqd [flags...]   install into .venv and start nsqd (Go nsqd's defaults)
-#   ./dev.sh test [pytest args] install into .venv and run every check: ruff, mypy --strict, pytest
+#   ./dev.sh nsqd [flags...]   install nsqd's runtime dependencies only into .venv-run and start nsqd
+#                              (Go nsqd's defaults)
+#   ./dev.sh test [pytest args] install with the dev and analysis tools into .venv and run every check:
+#                              ruff, mypy --strict, pytest
 #   ./dev.sh compile            build the simulator's hot modules with mypyc into .build/compiled (optional)
+# Two environments, so that running the daemon never pulls in the test and notebook stack.
+# NSQSIM_RUN_VENV moves the run environment (the tests build one in a temporary directory).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PY=${PYTHON:-python3}
+RUN_VENV=${NSQSIM_RUN_VENV:-.venv-run}
+RUN_SPEC="."                  # the package and its runtime dependencies, no extras
+TEST_VENV=.venv
+TEST_SPEC=".[dev,analysis]"
 
+# setup VENV SPEC: an editable install of SPEC in VENV, redone only when pyproject.toml changed.
 setup() {
-    if [ ! -x .venv/bin/python ]; then
-        "$PY" -m venv .venv
+    local venv=$1 spec=$2
+    if [ ! -x "$venv/bin/python" ]; then
+        "$PY" -m venv "$venv"
     fi
-    # Reinstall only when the package description changed since the last install.
-    if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
-        .venv/bin/python -m pip install --quiet --upgrade pip
-        .venv/bin/python -m pip install --quiet -e ".[dev,analysis]"
-        touch .venv/.installed
+    if [ ! -f "$venv/.installed" ] || [ pyproject.toml -nt "$venv/.installed" ]; then
+        "$venv/bin/python" -m pip install --quiet --upgrade pip
+        "$venv/bin/python" -m pip install --quiet -e "$spec"
+        touch "$venv/.installed"
     fi
 }
 
@@ -24,21 +33,21 @@ cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
     nsqd)
-        setup
-        exec .venv/bin/nsqd "$@"
+        setup "$RUN_VENV" "$RUN_SPEC"
+        exec "$RUN_VENV/bin/nsqd" "$@"
         ;;
     test)
-        setup
+        setup "$TEST_VENV" "$TEST_SPEC"
         echo "== ruff"
-        .venv/bin/ruff check .
+        "$TEST_VENV/bin/ruff" check .
         echo "== mypy --strict"
-        .venv/bin/mypy --strict
+        "$TEST_VENV/bin/mypy" --strict
         echo "== pytest"
-        exec .venv/bin/pytest "$@"
+        exec "$TEST_VENV/bin/pytest" "$@"
         ;;
     compile)
-        setup
-        exec .venv/bin/python -m nsqsim.compiled
+        setup "$TEST_VENV" "$TEST_SPEC"
+        exec "$TEST_VENV/bin/python" -m nsqsim.compiled
         ;;
     *)
         echo "usage: ./dev.sh nsqd [nsqd flags...] | ./dev.sh test [pytest args...] | ./dev.sh compile" >&2

@@ -7,7 +7,9 @@
 a comma-separated list of fault kinds to draw (``crash,partition_node``).
 ``run`` exits 1 when the check of its history (``model.checker``, through
 ``nsqsim.checkers``) finds a violation, ``sweep`` when any seed does; both
-print the command that replays each failing seed.
+print the command that replays each failing seed.  A bad configuration,
+``--seeds`` or an output path that cannot be written exits 2 with one line,
+before anything runs.  ``nsqsim --version`` prints the project's version.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
@@ -23,6 +26,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from broker.apps import runtime_token
+from broker.version import NSQ_VERSION, PACKAGE_VERSION
 from nsqsim import compiled
 from nsqsim.checkers import check
 from nsqsim.cluster import run as run_cluster
@@ -30,7 +35,7 @@ from nsqsim.config import ClusterConfig, ConfigError, load_config
 from nsqsim.nemesis import FaultModel
 from nsqsim.summary import print_summary, replay_command, summarize
 
-__all__ = ["apply_faults", "main", "parse_seeds", "run_one"]
+__all__ = ["apply_faults", "check_output", "main", "parse_seeds", "run_one", "version_text"]
 
 
 def apply_faults(model: FaultModel, spec: str | None) -> FaultModel:
@@ -43,16 +48,42 @@ def apply_faults(model: FaultModel, spec: str | None) -> FaultModel:
     return model.only([k.strip() for k in spec.split(",") if k.strip()])
 
 
+_SEEDS = re.compile(r"(\d+)(?:\.\.(\d+))?")
+
+
 def parse_seeds(text: str) -> range:
-    """``A..B`` (inclusive) or a single seed."""
-    if ".." in text:
-        a, b = text.split("..", 1)
-        lo, hi = int(a), int(b)
-    else:
-        lo = hi = int(text)
+    """``A..B`` (inclusive) or a single seed; ValueError says what is wrong with anything else."""
+    m = _SEEDS.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"invalid --seeds {text!r}: expected a seed N or an inclusive range A..B (e.g. 1..100)")
+    lo = int(m.group(1))
+    hi = int(m.group(2)) if m.group(2) is not None else lo
     if hi < lo:
-        raise ValueError(f"empty seed range {text}")
+        raise ValueError(f"invalid --seeds {text!r}: the range is empty ({lo} > {hi}); write it low..high")
     return range(lo, hi + 1)
+
+
+def check_output(flag: str, path: str) -> None:
+    """Make sure ``path`` can be written before a run whose result would be lost; ValueError if not.
+
+    Opening for append creates nothing that stays (a file made here is
+    removed again) and truncates nothing.
+    """
+    if os.path.isdir(path):
+        raise ValueError(f"cannot write {flag} {path}: it is a directory")
+    existed = os.path.exists(path)
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot write {flag} {path}: {exc.strerror or exc}") from None
+    if not existed:
+        os.remove(path)
+
+
+def version_text() -> str:
+    """``nsqsim --version``: the project's version, the NSQ release its daemons match, the interpreter."""
+    return f"nsqsim v{PACKAGE_VERSION} (NSQ v{NSQ_VERSION}, built w/{runtime_token()})"
 
 
 def run_one(config_path: str, seed: int, faults: str | None, history_path: str | None = None) -> dict[str, Any]:
@@ -121,6 +152,7 @@ def _write_json(path: str, doc: object) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nsqsim", description="deterministic simulation of an NSQ cluster running the real broker code")
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True)
     faults_help = "override random faults: off, on, or fault kinds to draw (crash,partition_node,...)"
     compiled_help = "run on the mypyc-compiled hot modules (nsqsim.compiled; built first if stale): same history, faster"
@@ -156,6 +188,11 @@ def main(argv: list[str] | None = None) -> None:
         apply_faults(cfg.faults, args.faults)
         if args.command == "sweep":
             parse_seeds(args.seeds)
+        # Fail on an output that cannot be written before the run, not after it.
+        if getattr(args, "history", None):
+            check_output("--history", args.history)
+        if args.summary_json:
+            check_output("--summary-json", args.summary_json)
     except (ConfigError, ValueError) as exc:
         print(f"nsqsim: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -37,7 +37,7 @@ import os
 import re
 import sys
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, Protocol, TextIO, TypeVar
 
@@ -67,6 +67,7 @@ __all__ = [
     "FlagSet",
     "HelpRequested",
     "Parsed",
+    "check_without_effect",
     "format_go_duration",
     "format_go_duration_ns",
     "load_toml",
@@ -293,10 +294,40 @@ class FlagSet(Generic[T]):
             return ("" if custom.is_bool else custom.type_name), spec.help
         return _TYPE_NAME.get(spec.kind, "value"), spec.help
 
+    @property
+    def defaults(self) -> T:
+        """The options before any flag."""
+        return self._defaults
+
+    @property
+    def specs(self) -> tuple[FlagLike, ...]:
+        """The flags, in table order."""
+        return tuple(self._specs.values())
+
     def default_of(self, spec: FlagLike) -> object:
         if spec.attr:
             return getattr(self._defaults, spec.attr)
         return _ZERO.get(spec.kind, [])
+
+    def without_effect(self, opts: T) -> list[tuple[FlagLike, str]]:
+        """The flags marked ``implemented=False`` that ``opts`` sets away from their defaults, each with its value as text."""
+        out: list[tuple[FlagLike, str]] = []
+        for spec in self._specs.values():
+            if not spec.attr or getattr(spec, "implemented", True):
+                continue
+            value = getattr(opts, spec.attr)
+            if value == self.default_of(spec):
+                continue
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, list):
+                text = ",".join(map(str, value))
+            elif spec.kind == "duration":
+                text = format_go_duration(_as_float(value))
+            else:
+                text = str(value)
+            out.append((spec, text))
+        return out
 
     def _default_text(self, spec: FlagLike) -> str | None:
         value = self.default_of(spec)
@@ -409,6 +440,26 @@ def load_toml(path: str) -> dict[str, object]:
         raise ConfigError(f"failed to load config file {path} - open {path}: {why}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"failed to load config file {path} - {exc}") from None
+
+
+def check_without_effect(
+    flags: FlagSet[T], opts: T, security: Collection[str], warn: Callable[[str], None]
+) -> None:
+    """Fail closed on a security flag that has no effect yet; warn once for each other one.
+
+    Driven by the flag table's ``implemented`` markers: a flag set to its
+    default is never mentioned, and a flag whose marker says implemented is
+    never refused.  Raises ValueError naming the first security flag set.
+    """
+    ignored = flags.without_effect(opts)
+    for spec, text in ignored:
+        if spec.flag in security:
+            raise ValueError(
+                f"--{spec.flag}={text} is not implemented yet; refusing to start rather than run without it"
+                f" (leave --{spec.flag} unset)"
+            )
+    for spec, text in ignored:
+        warn(f"--{spec.flag}={text} has no effect: not implemented yet")
 
 
 class CommandLine(Generic[T]):

@@ -22,7 +22,8 @@ gzip member completed, every ``--sync-interval``, on rotation and at exit.
 (Go fsyncs before every FIN batch; here fsync is left to those moments, as
 the project asks, trading a crash of the machine -- not of the tool -- for
 far fewer fsyncs.)  File I/O runs on the event loop, as Go runs it in the
-consumer's one goroutine.
+consumer's one goroutine.  A directory that cannot be made or a file that
+cannot be opened ends the tool as it ends Go's: one FATAL line, exit 1.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 from broker.apps.toolkit import (
     Flag,
@@ -299,6 +300,20 @@ class FileLogger:
             return True
         return self.opts.rotate_size > 0 and self._size > self.opts.rotate_size
 
+    def _make_dir(self, path: str) -> None:
+        try:
+            os.makedirs(path or ".", mode=0o770, exist_ok=True)
+        except OSError as exc:
+            self._fatal(f"unable to create dir: mkdir {exc.filename or path}: {_strerror(exc)}")
+
+    def _fatal(self, why: str) -> NoReturn:
+        # Go's FileLogger logs FATAL and calls os.Exit(1), with no graceful stop (which
+        # would wait for the unfinished message): nsqd hands it out again once the
+        # connection is gone. Every message finished so far was flushed to the OS first.
+        self.logger.log("FATAL", f"[{self.topic}/{self.opts.channel}] {why}")
+        sys.stderr.flush()
+        os._exit(1)
+
     def _rotate(self) -> None:
         self.close()
         filename = self._current_filename()
@@ -309,10 +324,10 @@ class FileLogger:
         exclusive = self.opts.gzip or self.opts.rotate_interval > 0
         while True:
             path = full.replace("<REV>", f"-{self._rev:06d}")
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            self._make_dir(os.path.dirname(path))
             if self.opts.work_dir != self.opts.output_dir:
                 final = os.path.join(self.opts.output_dir, os.path.relpath(path, self.opts.work_dir))
-                os.makedirs(os.path.dirname(final) or ".", exist_ok=True)
+                self._make_dir(os.path.dirname(final))
                 if os.path.exists(final):
                     self.logger.log("WARN", f"[{self.topic}/{self.opts.channel}] output file already exists: {final}")
                     self._rev += 1
@@ -323,6 +338,8 @@ class FileLogger:
                 self.logger.log("WARN", f"[{self.topic}/{self.opts.channel}] working file already exists: {path}")
                 self._rev += 1
                 continue
+            except OSError as exc:
+                self._fatal(f"unable to open {path}: open {path}: {_strerror(exc)}")
             size = os.fstat(fd).st_size
             if self.opts.rotate_size > 0 and size > self.opts.rotate_size:
                 os.close(fd)
@@ -337,6 +354,10 @@ class FileLogger:
         if self.opts.gzip:
             self._gzip = gzip.GzipFile(fileobj=self._file, mode="wb", compresslevel=self.opts.gzip_level)
         self.logger.log("INFO", f"[{self.topic}/{self.opts.channel}] opening {path}")
+
+
+def _strerror(exc: OSError) -> str:
+    return os.strerror(exc.errno).lower() if exc.errno else str(exc)
 
 
 async def lookupd_topics(opts: ToFileOptions) -> list[str]:

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote_plus
 
-from broker.apps import package_version
 from broker.apps.toolkit import (
     Flag,
     HostPool,
@@ -38,6 +37,7 @@ from broker.apps.toolkit import (
     version_line,
 )
 from broker.client.aio import Consumer, Message, NSQClientError, fetch
+from broker.version import NSQ_VERSION
 from broker.wire.names import is_valid_channel_name, is_valid_topic_name
 
 __all__ = ["FLAGS", "ToHTTPOptions", "main", "run"]
@@ -145,7 +145,7 @@ async def forward(opts: ToHTTPOptions, headers: list[tuple[str, str]]) -> int:
     limit = asyncio.Semaphore(opts.n)
     aggregate = Timings(opts.status_every, logger, "[aggregate]: ")
     per_url = {url: Timings(opts.status_every if len(urls) > 1 else 0, logger, f"[{url}]: ") for url in urls}
-    user_agent = f"{NAME} v{package_version()}"
+    user_agent = f"{NAME} v{NSQ_VERSION}"  # as Go's nsq_to_http
     sent = 0
 
     async def request(url: str, body: bytes) -> int:

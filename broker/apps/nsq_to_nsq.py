@@ -33,6 +33,7 @@ from broker.apps.toolkit import (
     ToolError,
     consumer_flags,
     fatal,
+    log_printf,
     parse_flags,
     tool_config,
     tool_logger,
@@ -106,24 +107,33 @@ def run(argv: Sequence[str]) -> int:
         return fatal(str(exc))
 
 
-def json_filter(opts: ToNSQOptions, body: bytes) -> tuple[bytes | None, bool]:
-    """(the body to publish, or None to drop the message; whether to back off) -- Go's rules."""
+def json_filter(
+    opts: ToNSQOptions, body: bytes, log: Callable[[bytes], None] = lambda line: None
+) -> tuple[bytes | None, bool]:
+    """(the body to publish, or None to drop the message; whether to back off) -- Go's rules.
+
+    A body that is not a JSON object is dropped (finished) with Go's
+    ``ERROR: Unable to decode json: <body>`` line, handed to ``log``.
+    """
     if not opts.require_json_field and not opts.whitelist_json_fields:
         return body, False
     try:
         doc = json.loads(body)
     except ValueError:
-        return None, False  # Go logs "Unable to decode json" and finishes the message
+        doc = body  # not a JSON object, like any other non-object below
+    if doc is None:
+        doc = {}  # Go decodes null into an empty map
+    if not isinstance(doc, dict):
+        log(b"ERROR: Unable to decode json: " + body)
+        return None, False
     if opts.require_json_field:
-        present = isinstance(doc, dict) and opts.require_json_field in doc
+        present = opts.require_json_field in doc
         if not present:
             return None, bool(opts.require_json_value)
         if opts.require_json_value and not _json_value_matches(doc[opts.require_json_field], opts.require_json_value):
             return None, False
     if not opts.whitelist_json_fields:
         return body, False
-    if not isinstance(doc, dict):
-        return None, True  # Go: "json is not an object", an error, so the message is requeued
     kept = {k: _go_number(doc[k]) for k in opts.whitelist_json_fields if k in doc}
     # Go marshals a map with its keys sorted and no spaces.
     return json.dumps(kept, sort_keys=True, separators=(",", ":")).encode(), False
@@ -163,7 +173,7 @@ async def relay(opts: ToNSQOptions) -> int:
 
         async def handle(msg: Message) -> bool:
             nonlocal relayed
-            body, backoff = json_filter(opts, msg.body)
+            body, backoff = json_filter(opts, msg.body, log_printf)
             if body is None:
                 return not backoff
             address = pool.get()

@@ -2,8 +2,10 @@
 
 Start-up follows ``apps/nsqd/main.go`` and ``nsqd.New``: parse the flags
 (``--version`` prints and exits before anything else), read ``--config``,
-resolve the options, lock the data path, check the options, log the version
-and node id, bind the TCP and HTTP listeners, and only then start the node and
+resolve the options, lock the data path, check the options (and refuse a
+security flag that has no effect yet, see ``goflags.check_without_effect``), log the version
+and node id, check that the data path takes a metadata file (``Start``'s load
+and persist of nsqd.dat), bind the TCP and HTTP listeners, and only then start the node and
 begin accepting.  Any failure there is one FATAL line and exit status 1; the
 lines that Go's ``main.go`` prints itself carry its fixed ``[nsqd] `` prefix,
 whatever ``--log-prefix`` says.
@@ -31,10 +33,17 @@ import zlib
 from collections.abc import Callable, Sequence
 
 from broker.apps import version_string
-from broker.apps.goflags import LOG_LEVEL, CommandLine, Custom, FlagSet, parse_go_bool
+from broker.apps.goflags import (
+    LOG_LEVEL,
+    CommandLine,
+    Custom,
+    FlagSet,
+    check_without_effect,
+    parse_go_bool,
+)
 from broker.apps.govalues import go_float_text
 from broker.nsqd.nsqd import NSQD
-from broker.nsqd.options import FLAGS, FlagSpec, Options
+from broker.nsqd.options import FLAGS, SECURITY_FLAGS, FlagSpec, Options, spec_by_flag
 from broker.nsqd.stats import python_memory_stats
 from broker.ports import Logger
 from broker.runtime import (
@@ -52,7 +61,7 @@ from broker.runtime import (
 )
 from broker.runtime.files import OSFileSystem
 
-__all__ = ["SHUTDOWN_DRAIN_SECONDS", "check_options", "default_node_id", "flag_set", "main", "run", "serve"]
+__all__ = ["SHUTDOWN_DRAIN_SECONDS", "check_data_path", "check_options", "default_node_id", "flag_set", "main", "run", "serve"]
 
 SHUTDOWN_DRAIN_SECONDS = 5.0
 
@@ -125,6 +134,21 @@ def check_options(opts: Options) -> Options:
     return opts
 
 
+def check_tls_required(opts: Options) -> None:
+    """``--tls-required=true`` answers plain HTTP with 403 and the HTTPS port: refuse it while HTTPS is not served.
+
+    (Caught already while ``--tls-required`` itself is unimplemented; this
+    keeps the refusal for as long as ``--https-address`` is, whichever marker
+    flips first.)
+    """
+    https = spec_by_flag("https-address")
+    if opts.tls_required == "true" and https is not None and not https.implemented:
+        raise ValueError(
+            "--tls-required=true sends every plain HTTP client to HTTPS, which is not served yet"
+            " (--https-address is not implemented); refusing to start"
+        )
+
+
 def _lock_data_path(path: str) -> int:
     # internal/dirlock: an exclusive flock on the directory, held for the process's life.
     try:
@@ -142,6 +166,36 @@ def _lock_data_path(path: str) -> int:
     return fd
 
 
+def check_data_path(path: str) -> None:
+    """What ``program.Start`` finds before nsqd listens: nsqd.dat readable, and a new one writable.
+
+    Go nsqd loads its metadata and persists it once before it opens a
+    listener, so a data path that is a regular file, or a directory it cannot
+    write, ends it at start rather than failing the first publish.  This makes
+    the same two attempts, with Go's messages (raises ValueError).
+    """
+    fn = os.path.join(path, "nsqd.dat")
+    try:
+        with open(fn, "rb"):
+            pass
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ValueError(f"failed to load metadata - failed to read metadata from {fn} - open {fn}: {_strerror(exc)}") from None
+    tmp = f"{fn}.{os.getpid()}.tmp"  # the temporary name PersistMetadata writes before its rename
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise ValueError(f"failed to persist metadata - open {tmp}: {_strerror(exc)}") from None
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise ValueError(f"failed to persist metadata - sync {tmp}: {_strerror(exc)}") from None
+    finally:
+        os.close(fd)
+        os.unlink(tmp)
+
+
 def _strerror(exc: OSError) -> str:
     return os.strerror(exc.errno).lower() if exc.errno else str(exc)
 
@@ -149,7 +203,8 @@ def _strerror(exc: OSError) -> str:
 def run(argv: Sequence[str]) -> int:
     """The whole daemon; returns the exit status (flag errors exit from inside)."""
     hostname = socket.gethostname()
-    command = CommandLine("nsqd", flag_set(hostname), argv)
+    flags = flag_set(hostname)
+    command = CommandLine("nsqd", flags, argv)
     if command.opts is None:
         return command.status
     opts, fatal = command.opts, command.fatal
@@ -161,14 +216,27 @@ def run(argv: Sequence[str]) -> int:
     for alias, name in command.deprecated:
         logger.log("WARN", f"use of the --{alias} command line flag is deprecated (use --{name})")
 
+    ignored: list[str] = []
     try:
         lock = _lock_data_path(opts.data_path)
-        opts = check_options(opts)
     except ValueError as exc:
+        return fatal(f"failed to instantiate nsqd - {exc}")
+    try:
+        opts = check_options(opts)
+        check_without_effect(flags, opts, SECURITY_FLAGS, ignored.append)
+        check_tls_required(opts)
+    except ValueError as exc:
+        os.close(lock)
         return fatal(f"failed to instantiate nsqd - {exc}")
     try:
         logger.log("INFO", version_string("nsqd"))
         logger.log("INFO", f"ID: {opts.node_id}")
+        for warning in ignored:
+            logger.log("WARN", warning)
+        try:
+            check_data_path(opts.data_path)
+        except ValueError as exc:
+            return fatal(str(exc))
         return asyncio.run(serve(opts, logger, hostname, fatal))
     finally:
         os.close(lock)

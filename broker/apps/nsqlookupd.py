@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from broker.apps import version_string
-from broker.apps.goflags import LOG_LEVEL, CommandLine, FlagSet
+from broker.apps.goflags import LOG_LEVEL, CommandLine, FlagSet, check_without_effect
 from broker.lookupd.lookupd import NSQLookupd
 from broker.lookupd.options import FLAGS, LookupdOptions
 from broker.nsqd.options import FlagSpec
@@ -66,12 +66,17 @@ def flag_set(hostname: str) -> FlagSet[LookupdOptions]:
 def run(argv: Sequence[str]) -> int:
     """The whole daemon; returns the exit status (flag errors exit from inside)."""
     hostname = socket.gethostname()
-    command = CommandLine("nsqlookupd", flag_set(hostname), argv)
+    flags = flag_set(hostname)
+    command = CommandLine("nsqlookupd", flags, argv)
     if command.opts is None:
         return command.status
     opts, fatal = command.opts, command.fatal
     logger = StderrLogger(opts.log_prefix, opts.log_level)
     logger.log("INFO", version_string("nsqlookupd"))
+    try:
+        check_without_effect(flags, opts, (), lambda line: logger.log("WARN", line))
+    except ValueError as exc:
+        return fatal(f"failed to instantiate nsqlookupd - {exc}")
     return asyncio.run(serve(opts, logger, hostname, fatal))
 
 

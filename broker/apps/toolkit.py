@@ -47,6 +47,7 @@ from broker.client.aio_runtime import client_config
 from broker.client.config import OPTIONS, ClientConfig
 from broker.ports import Logger
 from broker.runtime import ShutdownSignals, StderrLogger
+from broker.version import NSQ_VERSION
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -61,6 +62,7 @@ __all__ = [
     "apply_client_options",
     "consumer_flags",
     "fatal",
+    "log_printf",
     "parse_flags",
     "tool_config",
     "tool_logger",
@@ -113,14 +115,21 @@ class ToolError(Exception):
 
 def fatal(msg: str) -> int:
     """Print as Go's ``log.Fatal`` (``2006/01/02 15:04:05 msg``); the exit status, 1."""
-    sys.stderr.write(f"{time.strftime('%Y/%m/%d %H:%M:%S')} {msg}\n")
-    sys.stderr.flush()
+    log_printf(msg)
     return 1
 
 
+def log_printf(msg: str | bytes) -> None:
+    """One line on stderr as Go's standard ``log.Printf`` writes it: ``2006/01/02 15:04:05 msg``."""
+    line = msg if isinstance(msg, bytes) else msg.encode("utf-8", "backslashreplace")
+    sys.stderr.flush()
+    sys.stderr.buffer.write(time.strftime("%Y/%m/%d %H:%M:%S ").encode() + line + b"\n")
+    sys.stderr.buffer.flush()
+
+
 def version_line(name: str) -> str:
-    """``<tool> v<version>``, as the Go tools print ``-version``."""
-    return f"{name} v{package_version()}"
+    """``<tool> v1.3.0``: the Go tools' ``-version`` line, with the NSQ version they match."""
+    return f"{name} v{NSQ_VERSION}"
 
 
 def tool_logger(name: str, level: str = "info", prefix: str | None = None) -> StderrLogger:
@@ -158,8 +167,8 @@ def apply_client_options(config: ClientConfig, options: Sequence[str]) -> Client
 
 def tool_config(name: str, options: Sequence[str], **changes: object) -> ClientConfig:
     """The client settings of a tool: its user agent, ``changes``, then the passed-through options."""
-    version = package_version()
-    config = client_config(None, user_agent=f"{name}/{version} nsqsim/{version}", **changes)
+    # Go's tools send "<tool>/<nsq version> go-nsq/<go-nsq version>".
+    config = client_config(None, user_agent=f"{name}/{NSQ_VERSION} nsqsim/{package_version()}", **changes)
     return apply_client_options(config, options)
 
 

@@ -48,6 +48,7 @@ from broker.lookupd.registration_db import (
     Registration,
     filter_by_active,
 )
+from broker.version import PACKAGE_VERSION
 from broker.wire import gojson
 from broker.wire.gojson import JSONValue
 from broker.wire.gourl import URLError, clean_path, parse_query, parse_target
@@ -229,7 +230,8 @@ class LookupdHTTPAPI:
         return "OK"
 
     def _info(self, params: Callable[[], _Params]) -> JSONValue:
-        return {"version": self._lookupd.version}
+        # nsqsim_version is beyond nsqlookupd: "version" is the NSQ release matched
+        return {"version": self._lookupd.version, "nsqsim_version": PACKAGE_VERSION}
 
     def _topics(self, params: Callable[[], _Params]) -> JSONValue:
         regs = self._lookupd.db.find_registrations(TOPIC, "*", "")

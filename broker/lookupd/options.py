@@ -3,6 +3,8 @@
 ``FLAGS`` uses nsqd's ``FlagSpec`` so the same Go-flag parser and ``--config``
 TOML reader drive both daemons. ``--config`` and ``--version`` are the
 application's business, as they are for nsqd. Durations are float seconds.
+``implemented=False`` marks a flag without effect, which the daemon warns about
+when it is set (nsqlookupd has no security flags to refuse).
 """
 
 from __future__ import annotations
@@ -32,14 +34,14 @@ class LookupdOptions:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
-def _f(flag: str, attr: str, kind: Kind, help: str) -> FlagSpec:
-    return FlagSpec(flag, attr, kind, help)
+def _f(flag: str, attr: str, kind: Kind, help: str, implemented: bool = True) -> FlagSpec:
+    return FlagSpec(flag, attr, kind, help, implemented=implemented)
 
 
 FLAGS: tuple[FlagSpec, ...] = (
     _f("log-level", "log_level", "str", "log level: debug, info, warn, error or fatal"),
     _f("log-prefix", "log_prefix", "str", "prefix of every log line"),
-    _f("verbose", "verbose", "bool", "deprecated: has no effect, use --log-level"),
+    _f("verbose", "verbose", "bool", "deprecated: has no effect, use --log-level", implemented=False),
     _f("tcp-address", "tcp_address", "str", "<addr>:<port> to listen on for TCP clients"),
     _f("http-address", "http_address", "str", "<addr>:<port> to listen on for HTTP clients"),
     _f("broadcast-address", "broadcast_address", "str", "address of this lookupd node (default: the hostname)"),

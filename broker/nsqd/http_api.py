@@ -52,6 +52,7 @@ from broker.nsqd.message import Message
 from broker.nsqd.options import spec_by_cfg_name
 from broker.nsqd.stats import StatsQuery, go_duration, stats_json, stats_text
 from broker.nsqd.topic import PublishRefused, Topic
+from broker.version import PACKAGE_VERSION
 from broker.wire import gojson
 from broker.wire.gojson import JSONValue
 from broker.wire.gourl import RequestTarget, URLError, clean_path, parse_query, parse_target
@@ -313,6 +314,7 @@ class NSQDHTTPAPI:
             "max_output_buffer_size": opts.max_output_buffer_size,
             "max_output_buffer_timeout": _ns(opts.max_output_buffer_timeout),
             "max_deflate_level": opts.max_deflate_level,
+            "nsqsim_version": PACKAGE_VERSION,  # beyond nsqd: "version" is the NSQ release matched
         }
 
     def _stats(self, call: _Call) -> _Result:
@@ -595,8 +597,9 @@ def _ns(seconds: float) -> int:
 def _put(topic: Topic, msgs: list[Message]) -> None:
     try:
         topic.put_messages(msgs)
-    except PublishRefused:
-        raise APIError(503, "EXITING") from None
+    except PublishRefused as exc:
+        # nsqd answers every refusal EXITING; a full disk budget (beyond nsqd) says so instead
+        raise APIError(503, str(exc) if exc.disk_bound else "EXITING") from None
 
 
 def _parse_int64(text: str) -> int | None:

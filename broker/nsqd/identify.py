@@ -35,6 +35,33 @@ class IdentifyData:
     user_agent: str = ""
     msg_timeout: int = 0
 
+    def go_text(self) -> str:
+        """The struct as Go's ``%+v`` prints nsqd's ``identifyDataV2``: ``{ClientID:a Hostname:b ...}``."""
+        parts = []
+        for name, go_name in _GO_NAMES.items():
+            value = getattr(self, name)
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            parts.append(f"{go_name}:{text}")
+        return "{" + " ".join(parts) + "}"
+
+
+# field -> nsqd's Go field name, in the struct's order
+_GO_NAMES = {
+    "client_id": "ClientID",
+    "hostname": "Hostname",
+    "heartbeat_interval": "HeartbeatInterval",
+    "output_buffer_size": "OutputBufferSize",
+    "output_buffer_timeout": "OutputBufferTimeout",
+    "feature_negotiation": "FeatureNegotiation",
+    "tls_v1": "TLSv1",
+    "deflate": "Deflate",
+    "deflate_level": "DeflateLevel",
+    "snappy": "Snappy",
+    "sample_rate": "SampleRate",
+    "user_agent": "UserAgent",
+    "msg_timeout": "MsgTimeout",
+}
+
 
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 _INT32 = (-(1 << 31), (1 << 31) - 1)

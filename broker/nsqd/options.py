@@ -6,7 +6,10 @@ file, ``GET/PUT /config/:opt`` and the docs, so a flag is described once.
 Durations are held as float seconds here; on the wire (``/config``, IDENTIFY)
 they are converted to the units nsqd uses there.  ``implemented`` says whether
 the flag changes behaviour yet; an unimplemented flag is accepted, stored and
-reported, and documented as such in the README.
+reported, and documented as such in the README.  At start the daemon reads the
+markers: an unimplemented flag set to anything but its default is a warning,
+or, if it is one of ``SECURITY_FLAGS``, a refusal to start (it fails closed),
+so flipping a marker to ``implemented=True`` is all it takes to accept it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["FLAGS", "FlagSpec", "Kind", "Options", "spec_by_cfg_name", "spec_by_flag"]
+__all__ = ["FLAGS", "SECURITY_FLAGS", "FlagSpec", "Kind", "Options", "spec_by_cfg_name", "spec_by_flag"]
 
 Kind = Literal["str", "int", "bool", "duration", "float", "str_list", "float_list"]
 
@@ -186,6 +189,13 @@ FLAGS: tuple[FlagSpec, ...] = (
     _f("max-deflate-level", "max_deflate_level", "int", "highest deflate level a client may ask for"),
     _f("snappy", "snappy", "bool", "let clients negotiate snappy compression", implemented=False),
 )
+
+# Flags that decide who may connect and whether traffic is encrypted: while one
+# has no effect, a value other than its default stops the daemon at start.
+SECURITY_FLAGS = frozenset({
+    "https-address", "auth-http-address",
+    "tls-cert", "tls-key", "tls-client-auth-policy", "tls-root-ca-file", "tls-required", "tls-min-version",
+})
 
 _BY_FLAG = {s.flag: s for s in FLAGS} | {a: s for s in FLAGS for a in s.deprecated_aliases}
 _BY_CFG = {s.cfg_name: s for s in FLAGS}

@@ -527,7 +527,7 @@ class ClientV2:
         except IdentifyDecodeError:
             raise ClientError("E_BAD_BODY", "IDENTIFY failed to decode JSON body") from None
         opts = self._nsqd.opts
-        self._nsqd.log("INFO", f"[{self.remote_address}] IDENTIFY: {data}")
+        self._nsqd.log("DEBUG", f"PROTOCOL(V2): [{self.remote_address}] {data.go_text()}")  # nsqd's line
         self.client_id = data.client_id
         self.hostname = data.hostname
         self.user_agent = data.user_agent

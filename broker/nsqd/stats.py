@@ -242,7 +242,7 @@ def stats_text(nsqd: NSQD, q: StatsQuery) -> bytes:
     snap = _snapshot(nsqd, q)
     now_ns = nsqd.clock.wall_ns()
     start = nsqd.start_time
-    runtime = f"{platform.python_implementation()} {platform.python_version()}"
+    runtime = f"{platform.python_implementation().lower()}{platform.python_version()}"  # as --version
     y, mo, d, h, mi, s, _ = utc_fields(start)
     out = [
         f"nsqd v{nsqd.version} (built w/{runtime})\n",

@@ -34,7 +34,15 @@ __all__ = ["PublishRefused", "Topic"]
 
 
 class PublishRefused(Exception):
-    """The messages were not accepted (no room, or the topic is going away)."""
+    """The messages were not accepted (no room, or the topic is going away).
+
+    ``disk_bound`` says the room that ran out was ``--max-disk-bytes-per-queue``'s
+    (beyond nsqd), which the HTTP answer then names instead of nsqd's EXITING.
+    """
+
+    def __init__(self, reason: str, disk_bound: bool = False) -> None:
+        super().__init__(reason)
+        self.disk_bound = disk_bound
 
 
 class Topic:
@@ -126,9 +134,9 @@ class Topic:
         if fan_out:
             for channel in self.channels.values():
                 if not channel.has_room(count, nbytes):
-                    raise PublishRefused(f"channel {channel.name} queue full (mem-queue-size {self._mem_queue_size})")
+                    raise self._full(f"channel {channel.name}", channel.backend)
         elif len(self.memory) + count > self._mem_queue_size and not self.backend.can_accept(count, nbytes + RECORD_OVERHEAD * count):
-            raise PublishRefused(f"topic queue full (mem-queue-size {self._mem_queue_size})")
+            raise self._full("topic", self.backend)
         self.message_count += count
         self.message_bytes += nbytes
         try:
@@ -146,6 +154,16 @@ class Topic:
             return [c.backend for c in self.channels.values() if is_durable(c.backend)]
         return [self.backend]
 
+    def _full(self, what: str, backend: BackendQueue) -> PublishRefused:
+        bound = self._nsqd.opts.max_disk_bytes_per_queue
+        if bound and is_durable(backend):
+            return PublishRefused(
+                f"{what} queue full (mem-queue-size {self._mem_queue_size},"
+                f" disk queue at max-disk-bytes-per-queue {bound})",
+                disk_bound=True,
+            )
+        return PublishRefused(f"{what} queue full (mem-queue-size {self._mem_queue_size})")
+
     def put_message(self, msg: Message) -> list[BackendQueue]:
         """``put_messages([msg])`` without the lists: a PUB's path to its channels."""
         fan = self._fan
@@ -154,7 +172,7 @@ class Topic:
         nbytes = len(msg.body)
         for channel in fan:
             if len(channel.memory) >= channel.mem_queue_size and not channel.has_room(1, nbytes):
-                raise PublishRefused(f"channel {channel.name} queue full (mem-queue-size {self._mem_queue_size})")
+                raise self._full(f"channel {channel.name}", channel.backend)
         self.message_count += 1
         self.message_bytes += nbytes
         try:

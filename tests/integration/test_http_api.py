@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from broker.version import PACKAGE_VERSION
 from tests.integration.conftest import Daemon
 
 pytestmark = pytest.mark.integration
@@ -62,6 +63,7 @@ def test_info(nsqd: Daemon) -> None:
     info = json.loads(body)
     assert status == 200
     assert (info["version"], info["tcp_port"], info["http_port"]) == ("1.3.0", nsqd.tcp_address[1], nsqd.http_address[1])
+    assert info["nsqsim_version"] == PACKAGE_VERSION
 
 
 def test_pub_shows_in_stats(nsqd: Daemon) -> None:

@@ -23,7 +23,8 @@ import nsq
 import pytest
 
 from broker.apps import version_string
-from tests.integration.conftest import Daemon, run_nsqlookupd, start_nsqlookupd
+from broker.version import PACKAGE_VERSION
+from tests.integration.conftest import ROOT, Daemon, run_nsqlookupd, start_nsqlookupd
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +94,7 @@ def test_version_prints_and_exits_0(flag: str) -> None:
     done = run_nsqlookupd(flag)
     assert done.returncode == 0
     assert done.stdout == version_string("nsqlookupd") + "\n"
-    assert re.fullmatch(r"nsqlookupd v\S+ \(built w/\S+ \S+\)\n", done.stdout)
+    assert re.fullmatch(r"nsqlookupd v1\.3\.0 \(built w/[a-z]+\d+\.\d+\.\d+\S*\)\n", done.stdout)
     assert done.stderr == ""
 
 
@@ -142,6 +143,15 @@ def test_port_in_use_is_fatal_exit_1() -> None:
     ), line
 
 
+def test_the_example_config_starts_nsqlookupd() -> None:
+    daemon = start_nsqlookupd(f"--config={ROOT / 'deploy' / 'nsqlookupd.toml'}")
+    try:
+        assert "WARNING" not in daemon.stderr and "FATAL" not in daemon.stderr
+        assert http_get(daemon, "/info") == (200, {"version": "1.3.0", "nsqsim_version": PACKAGE_VERSION})
+    finally:
+        daemon.close()
+
+
 def test_config_file_applies_and_flags_win(tmp_path: Path) -> None:
     config = tmp_path / "nsqlookupd.toml"
     config.write_text('log_prefix = "[from-config] "\ntcp_address = "127.0.0.1:1"\nbroadcast_address = "cfg-host"\n')
@@ -150,7 +160,7 @@ def test_config_file_applies_and_flags_win(tmp_path: Path) -> None:
         daemon.wait_for_line(r"^\[from-config\] .* INFO: TCP: listening on ")
         assert daemon.tcp_address[1] != 1  # the flag won over the config file
         status, info = http_get(daemon, "/info")
-        assert (status, info) == (200, {"version": "1.3.0"})
+        assert (status, info) == (200, {"version": "1.3.0", "nsqsim_version": PACKAGE_VERSION})
         with socket.create_connection(daemon.tcp_address, timeout=BOUND) as sock:
             body = b'{"broadcast_address":"n","tcp_port":1,"http_port":2,"version":"1.3.0"}'
             sock.sendall(b"  V1IDENTIFY\n" + len(body).to_bytes(4, "big") + body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import signal
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from broker.apps import version_string
-from tests.integration.conftest import Daemon, run_nsqd
+from tests.integration.conftest import ROOT, Daemon, run_nsqd
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,8 @@ def test_version_prints_and_exits_0(flag: str) -> None:
     done = run_nsqd(flag, "--config=/no/such/file.toml")  # checked before the config is read
     assert done.returncode == 0
     assert done.stdout == version_string("nsqd") + "\n"
-    assert re.fullmatch(rf"nsqd v\S+ \(built w/CPython {re.escape(platform.python_version())}\)\n", done.stdout)
+    # the form client harnesses parse: NAME vX.Y.Z (built w/TOKEN), the NSQ version, a lowercase token
+    assert done.stdout == f"nsqd v1.3.0 (built w/{platform.python_implementation().lower()}{platform.python_version()})\n"
     assert done.stderr == ""
 
 
@@ -90,6 +92,63 @@ def test_missing_data_path_is_fatal(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        # today this would answer plain HTTP 403 TLS_REQUIRED with no HTTPS listener, and serve plain TCP
+        (["--tls-required=true", "--tls-cert=/no/cert.pem", "--tls-key=/no/key.pem"], "--tls-cert=/no/cert.pem"),
+        (["--auth-http-address=127.0.0.1:4181"], "--auth-http-address=127.0.0.1:4181"),
+    ],
+)
+def test_a_security_flag_without_effect_is_fatal_before_listening(tmp_path: Path, args: list[str], flag: str) -> None:
+    done = run_nsqd("--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0", f"--data-path={tmp_path}", *args)
+    assert done.returncode == 1
+    assert fatal_line(done.stderr) == (
+        f"failed to instantiate nsqd - {flag} is not implemented yet; refusing to start rather than run without it"
+        f" (leave {flag.split('=')[0]} unset)"
+    )
+    assert "listening" not in done.stderr
+
+
+def test_another_flag_without_effect_is_one_warning_at_start(nsqd_factory: Callable[..., Daemon]) -> None:
+    daemon = nsqd_factory("--statsd-address=127.0.0.1:8125")
+    [line] = [ln for ln in daemon.stderr.splitlines() if "has no effect" in ln]
+    assert re.fullmatch(rf"\[nsqd\] {STAMP} WARNING: --statsd-address=127.0.0.1:8125 has no effect: not implemented yet", line)
+
+
+def _unwritable_dir(tmp_path: Path) -> Path:
+    if os.geteuid() != 0:
+        d = tmp_path / "read-only"
+        d.mkdir(mode=0o500)
+        return d
+    if not Path("/sys/kernel").is_dir():  # root writes anywhere but sysfs
+        pytest.skip("root, and no /sys/kernel to stand for an unwritable directory")
+    return Path("/sys/kernel")
+
+
+def test_a_data_path_that_is_a_regular_file_is_fatal_before_listening(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_text("")
+    done = run_nsqd("--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0", f"--data-path={path}")
+    assert done.returncode == 1
+    assert fatal_line(done.stderr) == (
+        f"failed to load metadata - failed to read metadata from {path}/nsqd.dat - open {path}/nsqd.dat: not a directory"
+    )
+    assert "listening" not in done.stderr
+
+
+def test_an_unwritable_data_path_is_fatal_before_listening(tmp_path: Path) -> None:
+    path = _unwritable_dir(tmp_path)
+    done = run_nsqd("--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0", f"--data-path={path}")
+    assert done.returncode == 1
+    assert re.fullmatch(
+        rf"failed to persist metadata - open {re.escape(str(path))}/nsqd\.dat\.\d+\.tmp: permission denied",
+        fatal_line(done.stderr),
+    )
+    assert "listening" not in done.stderr
+    assert not list(path.glob("nsqd.dat.*.tmp"))
+
+
 def test_missing_config_file_is_fatal(tmp_path: Path) -> None:
     path = tmp_path / "nope.toml"
     done = run_nsqd(f"--config={path}", f"--data-path={tmp_path}")
@@ -122,6 +181,7 @@ def test_daemon_starts_logs_like_nsqd_and_accepts_connections(nsqd: Daemon) -> N
     lines = nsqd.stderr.splitlines()
     assert re.fullmatch(rf"\[nsqd\] {STAMP} INFO: {re.escape(version_string('nsqd'))}", lines[0])
     assert re.fullmatch(rf"\[nsqd\] {STAMP} INFO: ID: \d+", lines[1])
+    assert "WARNING" not in nsqd.stderr  # the defaults set nothing that has no effect
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -152,6 +212,12 @@ def test_config_file_applies_and_flags_win(nsqd_factory: Callable[..., Daemon], 
     assert from_config.stderr.splitlines()[0].startswith("[from-config] ")
     from_flag = nsqd_factory(f"--config={config}", "--log-prefix=[from-flag] ")
     assert from_flag.stderr.splitlines()[0].startswith("[from-flag] ")
+
+
+def test_the_example_config_starts_nsqd_and_warns_about_nothing(nsqd_factory: Callable[..., Daemon]) -> None:
+    daemon = nsqd_factory(f"--config={ROOT / 'deploy' / 'nsqd.toml'}")
+    assert "WARNING" not in daemon.stderr and "FATAL" not in daemon.stderr
+    assert daemon.stop(signal.SIGTERM) == 0
 
 
 def test_deprecated_alias_is_accepted_with_a_warning(nsqd_factory: Callable[..., Daemon]) -> None:

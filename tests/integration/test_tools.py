@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import signal
 import socket
@@ -162,7 +163,7 @@ def topic_message_count(daemon: Daemon, topic: str) -> int:
 def test_version_and_bad_flags(name: str) -> None:
     version = run_tool(name, "--version")
     assert version.returncode == 0
-    assert re.fullmatch(rf"{name} v\S+\n", version.stdout.decode())
+    assert version.stdout.decode() == f"{name} v1.3.0\n"  # as the Go tools print it, with the NSQ version matched
     bad = run_tool(name, "--no-such-flag")
     assert bad.returncode == 2
     assert b"flag provided but not defined: -no-such-flag" in bad.stderr
@@ -262,6 +263,33 @@ def test_nsq_to_file_rotates_by_size_through_a_work_dir(nsqd: Daemon, tools: Cal
     assert sorted(line for p in files for line in p.read_bytes().splitlines()) == sorted(bodies)
 
 
+def _unwritable_dir(tmp_path: Path) -> Path:
+    if os.geteuid() != 0:
+        d = tmp_path / "read-only"
+        d.mkdir(mode=0o500)
+        return d
+    if not Path("/sys/kernel").is_dir():  # root writes anywhere but sysfs
+        pytest.skip("root, and no /sys/kernel to stand for an unwritable directory")
+    return Path("/sys/kernel")
+
+
+def test_nsq_to_file_exits_with_a_fatal_line_when_it_cannot_write_the_output_dir(nsqd: Daemon, tmp_path: Path) -> None:
+    publish(nsqd, "t", [b"one"])
+    out = _unwritable_dir(tmp_path)
+    result = run_tool("nsq_to_file", "--topic=t", f"--nsqd-tcp-address={tcp(nsqd)}", f"--output-dir={out}")
+    assert result.returncode == 1
+    [line] = [ln for ln in result.stderr.decode().splitlines() if "FATAL" in ln]
+    # Go's FileLogger: "[topic/channel] unable to open <file>: open <file>: <why>", then exit 1
+    assert re.fullmatch(
+        rf"\[nsq_to_file\] \S+ \S+ FATAL: \[t/nsq_to_file\] unable to open ({re.escape(str(out))}/t\.\S+\.log): open \1: permission denied",
+        line,
+    ), line
+    publish(nsqd, "t", [b"two"])  # the first stays in flight, for its msg-timeout, as in nsqd
+    result = run_tool("nsq_to_file", "--topic=t", f"--nsqd-tcp-address={tcp(nsqd)}", f"--output-dir={out}/sub")
+    assert result.returncode == 1
+    assert f"FATAL: [t/nsq_to_file] unable to create dir: mkdir {out}/sub: " in result.stderr.decode()
+
+
 # -- nsq_to_nsq -----------------------------------------------------------------------------------------
 
 
@@ -278,6 +306,21 @@ def test_nsq_to_nsq_copies_a_topic_between_daemons(nsqd_factory: Callable[..., D
     assert relay.stop() == 0, "\n".join(relay.err)
     stats = channel_stats(src, "t", "nsq_to_nsq")
     assert (stats["depth"], stats["in_flight_count"], stats["message_count"]) == (0, 0, 60)
+
+
+def test_nsq_to_nsq_logs_a_body_it_drops_as_not_json(nsqd_factory: Callable[..., Daemon], tools: Callable[..., Tool]) -> None:
+    src, dst = nsqd_factory(), nsqd_factory()
+    publish(src, "t", [b"not json", b'{"ok":1}'])
+    relay = tools(
+        "nsq_to_nsq", "--topic=t", f"--nsqd-tcp-address={tcp(src)}", f"--destination-nsqd-tcp-address={tcp(dst)}",
+        "--require-json-field=ok",
+    )
+    relay.wait_err(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ERROR: Unable to decode json: not json$")  # Go's log.Printf line
+    tail = run_tool("nsq_tail", "--topic=t", f"--nsqd-tcp-address={tcp(dst)}", "-n", "1")
+    assert tail.stdout == b'{"ok":1}\n'
+    assert relay.stop() == 0, "\n".join(relay.err)
+    stats = channel_stats(src, "t", "nsq_to_nsq")
+    assert (stats["depth"], stats["in_flight_count"], stats["requeue_count"]) == (0, 0, 0)  # dropped: finished
 
 
 # -- nsq_to_http ------------------------------------------------------------------------------------------

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from nsqsim.cli import apply_faults, main, parse_seeds, run_one
+from broker.version import PACKAGE_VERSION
+from nsqsim.cli import apply_faults, check_output, main, parse_seeds, run_one
 from nsqsim.nemesis import FaultModel
 from nsqsim.summary import percentile, print_summary, replay_command
 
@@ -91,3 +93,56 @@ def test_percentiles_by_nearest_rank() -> None:
     assert percentile(values, 99) == 99.0
     assert percentile(values, 100) == 100.0
     assert percentile([], 50) is None
+
+
+@pytest.mark.parametrize("flag", ["--history", "--summary-json"])
+def test_an_output_that_cannot_be_written_exits_2_before_running(flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "no" / "such" / "dir" / "out.json"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--config", CONFIG, "--seed", "1", flag, str(target)])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"nsqsim: cannot write {flag} {target}: No such file or directory\n"
+    assert captured.out == ""  # nothing ran
+
+
+def test_a_sweep_summary_that_is_a_directory_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "--config", CONFIG, "--seeds", "1..2", "--summary-json", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"nsqsim: cannot write --summary-json {tmp_path}: it is a directory\n"
+
+
+def test_checking_an_output_leaves_nothing_behind(tmp_path: Path) -> None:
+    check_output("--history", str(tmp_path / "h.jsonl"))
+    assert list(tmp_path.iterdir()) == []
+    kept = tmp_path / "kept.json"
+    kept.write_text("old")
+    check_output("--summary-json", str(kept))
+    assert kept.read_text() == "old"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("5-1", "expected a seed N or an inclusive range A..B (e.g. 1..100)"),
+        ("a..b", "expected a seed N or an inclusive range A..B (e.g. 1..100)"),
+        ("1..", "expected a seed N or an inclusive range A..B (e.g. 1..100)"),
+        ("", "expected a seed N or an inclusive range A..B (e.g. 1..100)"),
+        ("5..1", "the range is empty (5 > 1); write it low..high"),
+    ],
+)
+def test_bad_seeds_exit_2_with_a_clear_message(text: str, why: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "--config", CONFIG, "--seeds", text])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"nsqsim: invalid --seeds {text!r}: {why}\n"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert re.fullmatch(
+        rf"nsqsim v{re.escape(PACKAGE_VERSION)} \(NSQ v1\.3\.0, built w/[a-z]+\d+\.\d+\.\d+\S*\)\n", capsys.readouterr().out
+    )

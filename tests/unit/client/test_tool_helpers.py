@@ -47,7 +47,11 @@ def test_json_filters_pass_drop_or_trim_as_go_does() -> None:
     assert json_filter(require, b'{"kind":"click","n":1}') == (b'{"kind":"click","n":1}', False)
     assert json_filter(require, b'{"kind":"view"}') == (None, False)  # finished, not published
     assert json_filter(require, b'{"other":1}') == (None, True)  # missing: requeued, with backoff
-    assert json_filter(require, b"not json") == (None, False)
+    logged: list[bytes] = []
+    assert json_filter(require, b"not json", logged.append) == (None, False)
+    assert json_filter(require, b"[1]", logged.append) == (None, False)  # Go cannot decode it into a map either
+    assert logged == [b"ERROR: Unable to decode json: not json", b"ERROR: Unable to decode json: [1]"]
+    assert json_filter(ToNSQOptions(whitelist_json_fields=["a"]), b"null") == (b"{}", False)  # null: an empty map
     numeric = ToNSQOptions(require_json_field="n", require_json_value="2")
     assert json_filter(numeric, b'{"n":2.0}')[0] is not None
     trim = ToNSQOptions(whitelist_json_fields=["b", "a"])

@@ -12,6 +12,7 @@ import pytest
 from broker.nsqd.channel import Channel
 from broker.nsqd.options import FLAGS, FlagSpec
 from broker.nsqd.topic import Topic
+from broker.version import PACKAGE_VERSION
 from broker.wire import v2
 from tests.unit.http.helpers import Answer, Node, assert_shape, chunked, encode_request, reference
 
@@ -89,6 +90,7 @@ def test_info() -> None:
         "max_output_buffer_size": 65536,
         "max_output_buffer_timeout": 30_000_000_000,
         "max_deflate_level": 6,
+        "nsqsim_version": PACKAGE_VERSION,
     }
     assert Node().request("GET", "/info").json()["broadcast_address"] == "testhost"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -216,7 +217,7 @@ def test_text_page() -> None:
     answer = node.request("GET", "/stats")
     assert answer.header("Content-Type") == "text/plain; charset=utf-8"
     lines = answer.body.decode().split("\n")
-    assert lines[0].startswith("nsqd v1.3.0 (built w/")
+    assert re.fullmatch(r"nsqd v1\.3\.0 \(built w/[a-z]+\d+\.\d+\.\d+\S*\)", lines[0])  # as --version
     assert answer.body.decode().split("\n", 1)[1] == (
         "start_time 2026-11-28T03:04:11Z\n"
         "uptime 21.5s\n"

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from broker.lookupd.lookupd import NSQLookupd
+from broker.version import PACKAGE_VERSION
 from tests.unit.lookupd.fakes import FakeClock, Peer, make_lookupd
 
 NSQ_HEADER = ("X-NSQ-Content-Type", "nsq; version=1.0")
@@ -62,7 +63,7 @@ def test_ping(lookupd: NSQLookupd) -> None:
 
 
 def test_info(lookupd: NSQLookupd) -> None:
-    assert call(lookupd, "GET", "/info")[2] == b'{"version":"1.3.0"}'
+    assert call(lookupd, "GET", "/info")[2] == b'{"version":"1.3.0","nsqsim_version":"%s"}' % PACKAGE_VERSION.encode()
 
 
 def test_empty_lists_are_arrays(lookupd: NSQLookupd) -> None:

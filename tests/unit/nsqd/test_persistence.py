@@ -12,6 +12,7 @@ from typing import Any
 
 from broker.storage.memfs import MemoryFileSystem
 from broker.wire import v2
+from tests.unit.http.helpers import HTTPClient
 from tests.unit.nsqd.harness import Node
 
 E = v2.FRAME_ERROR
@@ -140,8 +141,21 @@ def test_a_full_disk_budget_refuses_publishes() -> None:
     p = node.client()
     assert p.send(v2.encode_pub("t", b"x" * 100)) == [OK]
     frames = p.send(v2.encode_pub("t", b"x" * 100))
-    assert frames[0][0] == E and frames[0][1].startswith(b"E_PUB_FAILED PUB failed channel c queue full")
+    assert frames == [(E, b"E_PUB_FAILED PUB failed channel c queue full (mem-queue-size 0, disk queue at max-disk-bytes-per-queue 200)")]
     assert node.nsqd.topics["t"].channels["c"].backend.depth() == 1
+
+
+def test_a_publish_refused_by_the_disk_budget_names_it_over_tcp_and_http() -> None:
+    # mem-queue-size 0, a topic without channels: the topic's own disk queue fills up
+    node = Node(MemoryFileSystem(), mem_queue_size=0, max_disk_bytes_per_queue=1000)
+    p = node.client()
+    while (frames := p.send(v2.encode_pub("t", b"x" * 100))) == [OK]:
+        pass
+    assert frames == [(E, b"E_PUB_FAILED PUB failed topic queue full (mem-queue-size 0, disk queue at max-disk-bytes-per-queue 1000)")]
+    answer = HTTPClient(node.nsqd.http_handler(), ("127.0.0.1", 50001)).request("POST", "/pub?topic=t", b"x" * 100)
+    assert (answer.status, answer.message) == (503, "topic queue full (mem-queue-size 0, disk queue at max-disk-bytes-per-queue 1000)")
+    answer = HTTPClient(node.nsqd.http_handler(), ("127.0.0.1", 50002)).request("POST", "/mpub?topic=t", b"a\nb")
+    assert answer.status == 503 and "max-disk-bytes-per-queue 1000" in answer.message
 
 
 def test_deleting_a_channel_removes_its_files() -> None:

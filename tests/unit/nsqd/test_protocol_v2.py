@@ -52,6 +52,19 @@ def test_identify_with_feature_negotiation_answers_nsqds_json_in_its_key_order()
     assert (client.client_id, client.hostname, client.user_agent) == ("c1", "h1", "ua/1")
 
 
+def test_identify_is_logged_as_nsqd_logs_its_struct() -> None:
+    node = Node()
+    node.client().identify(client_id="c1", hostname="h1", user_agent="ua/1", heartbeat_interval=2000, deflate=True)
+    [line] = [msg for level, msg in node.logger.lines if "PROTOCOL(V2)" in msg and level == "DEBUG"]
+    # Go's "PROTOCOL(V2): [%s] %+v" of identifyDataV2: field names, unquoted values, in struct order
+    assert re.fullmatch(
+        r"PROTOCOL\(V2\): \[[^\]]+\] \{ClientID:c1 Hostname:h1 HeartbeatInterval:2000 OutputBufferSize:0"
+        r" OutputBufferTimeout:0 FeatureNegotiation:false TLSv1:false Deflate:true DeflateLevel:0 Snappy:false"
+        r" SampleRate:0 UserAgent:ua/1 MsgTimeout:0\}",
+        line,
+    ), line
+
+
 def test_identify_settings_are_negotiated() -> None:
     node = Node()
     c = node.client()

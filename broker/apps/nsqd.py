@@ -51,7 +51,7 @@ from broker.runtime import (
     log_loop_errors,
 )
 from broker.runtime.files import OSFileSystem
-from broker.runtime.memstats import GCPauses, ProcessMemoryStats
+from broker.runtime.memstats import GCPauses, ProcessMemoryStats, process_stats
 
 __all__ = ["SHUTDOWN_DRAIN_SECONDS", "check_options", "default_node_id", "flag_set", "main", "run", "serve"]
 
@@ -191,6 +191,7 @@ async def serve(opts: Options, logger: Logger, hostname: str, fatal: Callable[[s
             network=AsyncioNetwork(loop, registry=registry, connect_timeout=1.0), datagrams=datagrams,
         )
         nsqd.memory_stats = ProcessMemoryStats(gc_pauses)
+        nsqd.process_stats = process_stats
         set_level = getattr(logger, "set_level", None)
         if set_level is not None:
             nsqd.log_level_changed = set_level

@@ -79,9 +79,10 @@ class NSQD:
         self.lookup = LookupClient(self, network) if network is not None else None
         self._datagrams = datagrams
         self.statsd: StatsdPusher | None = None
-        # Set by the runtime: this process's memory figures for /stats, and how
+        # Set by the runtime: this process's memory (/stats) and process (/metrics) figures, and how
         # a new --log-level (PUT /config/log_level) reaches the logger.
         self.memory_stats: Callable[[], Mapping[str, int]] | None = None
+        self.process_stats: Callable[[], Mapping[str, float]] | None = None  # for /metrics' process_*
         self.log_level_changed: Callable[[str], None] | None = None
 
     # -- logging and events ---------------------------------------------------------

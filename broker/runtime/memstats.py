@@ -12,6 +12,9 @@ is mapped to the closest thing it does have (docs/metrics.md has the table):
 * ``heap_idle_bytes``, ``heap_released_bytes``, ``next_gc_bytes``: 0, since
   CPython neither keeps idle heap spans apart nor starts collections at a byte
   count (its thresholds count objects).
+
+``process_stats`` gives ``/metrics`` its ``process_*`` figures, under the names
+every Prometheus client library uses, read from ``/proc`` and ``getrusage``.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from __future__ import annotations
 import gc
 import math
 import os
+import resource
 import time
 from collections import deque
 from typing import Any
 
 from broker.nsqd.stats import python_memory_stats
 
-__all__ = ["GCPauses", "ProcessMemoryStats", "go_percentile"]
+__all__ = ["GCPauses", "ProcessMemoryStats", "go_percentile", "process_stats"]
 
 GC_PAUSES_KEPT = 256  # len(runtime.MemStats.PauseNs)
 
@@ -79,3 +83,22 @@ class ProcessMemoryStats:
             for perc in (100, 99, 95):
                 figures[f"gc_pause_usec_{perc}"] = go_percentile(float(perc), ordered) // 1000
         return figures
+
+
+def process_stats() -> dict[str, float]:
+    """CPU time, memory and file descriptors of this process, as ``nsqd.process_stats``."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    figures: dict[str, float] = {"process_cpu_seconds_total": usage.ru_utime + usage.ru_stime}
+    try:
+        with open("/proc/self/statm") as f:
+            size, resident = (int(x) for x in f.read().split()[:2])
+        page = os.sysconf("SC_PAGE_SIZE")
+        figures["process_virtual_memory_bytes"] = size * page
+        figures["process_resident_memory_bytes"] = resident * page
+        figures["process_open_fds"] = len(os.listdir("/proc/self/fd"))
+    except (OSError, ValueError):
+        pass
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY:
+        figures["process_max_fds"] = soft
+    return figures

@@ -27,6 +27,7 @@ __all__ = [
     "Clock",
     "Connection",
     "ConnectionHandler",
+    "DatagramSender",
     "File",
     "FileSystem",
     "HandlerFactory",
@@ -171,6 +172,20 @@ class Network(Protocol):
         ``handler.connection_lost`` is called with the error and
         ``connection_made`` never is.
         """
+        ...
+
+
+class DatagramSender(Protocol):
+    """Outgoing datagrams (nsqd's statsd packets): UDP's fire and forget.
+
+    Nothing comes back: a datagram may be lost, and a failure to send it (a
+    host that does not resolve, no route, a full socket buffer) is not
+    reported, as a write to Go's unconnected UDP socket reports nothing useful
+    either.
+    """
+
+    def send_to(self, host: str, port: int, data: bytes) -> None:
+        """Send ``data`` as one datagram to (host, port); never blocks, never raises."""
         ...
 
 

@@ -9,8 +9,9 @@ asks the broker to exit cleanly first, then ends the life once its
 connections have had ``STOP_GRACE`` seconds to flush.
 
 ``make_nsqd`` is the one place an ``NSQD`` is constructed, with every port:
-the node's simulated disk (``fs``) and its view of the network (for
-nsqlookupd registration) beside the clock, randomness and logger.
+the node's simulated disk (``fs``), its view of the network (for
+nsqlookupd registration) and its datagram sender (statsd, recorded in the
+node's ``datagrams``) beside the clock, randomness and logger.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from broker.lookupd.lookupd import NSQLookupd
 from broker.lookupd.options import LookupdOptions
 from broker.nsqd.nsqd import NSQD
 from broker.nsqd.options import Options
-from broker.ports import FileSystem, HandlerFactory, Logger, Network, Random
+from broker.ports import DatagramSender, FileSystem, HandlerFactory, Logger, Network, Random
 from nsqsim.clock import Life, SimClock
 from nsqsim.config import LOOKUPD_HTTP_PORT, LOOKUPD_TCP_PORT, NSQD_HTTP_PORT, NSQD_TCP_PORT
+from nsqsim.datagram import SentDatagram, SimDatagramSender
 from nsqsim.disk import SimDisk
 from nsqsim.logs import SimLogger
 from nsqsim.network import SimListener, SimNetwork
@@ -47,8 +49,11 @@ def make_nsqd(
     hostname: str,
     fs: FileSystem,
     network: Network,
+    datagrams: DatagramSender,
 ) -> NSQD:
-    return NSQD(opts, clock=clock, rand=rand, logger=logger, hostname=hostname, fs=fs, network=network)
+    return NSQD(
+        opts, clock=clock, rand=rand, logger=logger, hostname=hostname, fs=fs, network=network, datagrams=datagrams
+    )
 
 
 class _Node:
@@ -94,6 +99,7 @@ class NsqdNode(_Node):
         self.opts = opts
         self.disk = SimDisk(host, opts.data_path, seeds.stream(f"{host}/disk"))
         self.nsqd: NSQD | None = None
+        self.datagrams: list[SentDatagram] = []  # what its processes sent to statsd
         self.ended_at = float("-inf")  # when the last process was killed or began to exit
 
     def start(self) -> None:
@@ -102,8 +108,10 @@ class NsqdNode(_Node):
         life, clock = self._new_life()
         network = self.net.host(self.host, life)
         rand = self.seeds.stream(f"{self.host}/nsqd/{self.incarnation}")
+        datagrams = SimDatagramSender(self.host, clock, life, self.datagrams)
         nsqd = make_nsqd(
-            self.opts, clock=clock, rand=rand, logger=self.logger, hostname=self.host, fs=self.disk.fs, network=network
+            self.opts, clock=clock, rand=rand, logger=self.logger, hostname=self.host, fs=self.disk.fs,
+            network=network, datagrams=datagrams,
         )
         tcp = self._listen(life, NSQD_TCP_PORT, nsqd.tcp_handler)
         http = self._listen(life, NSQD_HTTP_PORT, nsqd.http_handler)

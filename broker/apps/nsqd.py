@@ -44,10 +44,10 @@ from broker.apps.goflags import (
 from broker.apps.govalues import go_float_text
 from broker.nsqd.nsqd import NSQD
 from broker.nsqd.options import FLAGS, SECURITY_FLAGS, FlagSpec, Options, spec_by_flag
-from broker.nsqd.stats import python_memory_stats
 from broker.ports import Logger
 from broker.runtime import (
     AsyncioClock,
+    AsyncioDatagramSender,
     AsyncioListener,
     AsyncioNetwork,
     ConnectionRegistry,
@@ -60,6 +60,7 @@ from broker.runtime import (
     log_loop_errors,
 )
 from broker.runtime.files import OSFileSystem
+from broker.runtime.memstats import GCPauses, ProcessMemoryStats, process_stats
 
 __all__ = ["SHUTDOWN_DRAIN_SECONDS", "check_data_path", "check_options", "default_node_id", "flag_set", "main", "run", "serve"]
 
@@ -242,30 +243,23 @@ def run(argv: Sequence[str]) -> int:
         os.close(lock)
 
 
-def _memory_stats() -> dict[str, int]:
-    """Go's runtime memory figures, in this process's nearest equivalents: RSS for the heap in use."""
-    figures = python_memory_stats()
-    try:
-        with open("/proc/self/statm") as f:
-            figures["heap_in_use_bytes"] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        pass
-    return figures
-
-
 async def serve(opts: Options, logger: Logger, hostname: str, fatal: Callable[[str], int]) -> int:
     """Run one node on the current loop until SIGINT or SIGTERM; the exit status."""
     loop = asyncio.get_running_loop()
     log_loop_errors(loop, logger)
     signals = ShutdownSignals(loop)
     signals.install()
+    datagrams = AsyncioDatagramSender(loop)
+    gc_pauses = GCPauses()
+    gc_pauses.install()
     try:
         registry = ConnectionRegistry()
         nsqd = NSQD(
             opts, clock=AsyncioClock(loop), rand=RuntimeRandom(), logger=logger, hostname=hostname, fs=OSFileSystem(),
-            network=AsyncioNetwork(loop, registry=registry, connect_timeout=1.0),
+            network=AsyncioNetwork(loop, registry=registry, connect_timeout=1.0), datagrams=datagrams,
         )
-        nsqd.memory_stats = _memory_stats
+        nsqd.memory_stats = ProcessMemoryStats(gc_pauses)
+        nsqd.process_stats = process_stats
         set_level = getattr(logger, "set_level", None)
         if set_level is not None:
             nsqd.log_level_changed = set_level
@@ -300,6 +294,8 @@ async def serve(opts: Options, logger: Logger, hostname: str, fatal: Callable[[s
             await registry.drained(SHUTDOWN_DRAIN_SECONDS)
         return 0
     finally:
+        datagrams.close()
+        gc_pauses.uninstall()
         signals.uninstall()
 
 

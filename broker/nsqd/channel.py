@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from broker.nsqd.backend import BackendError, BackendQueue, is_durable
+from broker.nsqd.e2e import E2ELatency
 from broker.nsqd.message import (
     RECORD_OVERHEAD,
     Message,
@@ -135,6 +136,13 @@ class Channel:
         self._token = 0
         self._timer_at = math.inf
         self._timer: Timer | None = None
+        # --e2e-processing-latency-percentile: the FIN latencies of a window (None: not asked for)
+        opts = nsqd.opts
+        self.e2e: E2ELatency | None = None
+        if opts.e2e_processing_latency_percentiles:
+            self.e2e = E2ELatency(
+                int(opts.e2e_processing_latency_window_time * 1e9), list(opts.e2e_processing_latency_percentiles), self._clock
+            )
 
     # -- stats ----------------------------------------------------------------------
 
@@ -423,6 +431,9 @@ class Channel:
             self._compact()
         if msg.disk_pos is not None:
             self._release(msg)
+        e2e = self.e2e
+        if e2e is not None:
+            e2e.insert(msg.timestamp)
         return None
 
     def finish_many(self, client_id: int, msg_ids: list[bytes]) -> list[tuple[bytes, str]]:

@@ -10,6 +10,7 @@
 ``/channel/<op>``           POST    create, delete, empty, pause, unpause ``?topic=&channel=``
 ``/config/<opt>``           GET     any option, by its config-file name
 ``/config/<opt>``           PUT     ``nsqlookupd_tcp_addresses`` (JSON list), ``log_level``
+``/metrics``                GET     beyond nsqd: the figures in Prometheus' text format (``metrics.py``)
 ``/debug/freememory``       POST    a full garbage collection, then 500 (see below)
 ``/debug/setblockrate``     PUT     ``?rate=`` checked; Python has no block profile
 ==========================  ======  ===========================================
@@ -48,6 +49,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeAlias
 
+from broker.nsqd import metrics
 from broker.nsqd.message import Message
 from broker.nsqd.options import spec_by_cfg_name
 from broker.nsqd.stats import StatsQuery, go_duration, stats_json, stats_text
@@ -130,7 +132,7 @@ class _Call:
 
 
 _Handler = Callable[[_Call], _Result]
-_V1, _PLAIN = "v1", "plain"
+_V1, _PLAIN, _METRICS = "v1", "plain", "metrics"
 
 
 class NSQDHTTPAPI:
@@ -146,6 +148,7 @@ class NSQDHTTPAPI:
                 "/ping": (self._ping, _PLAIN, True),
                 "/info": (self._info, _V1, True),
                 "/stats": (self._stats, _V1, True),
+                "/metrics": (self._metrics, _METRICS, True),  # beyond nsqd: additive
             },
             "POST": {
                 "/pub": (self._pub, _V1, False),
@@ -218,6 +221,8 @@ class NSQDHTTPAPI:
             self._log_request(200, request, start)
         if wrapper == _PLAIN:
             return _text(200, data if isinstance(data, str) else "")
+        if wrapper == _METRICS and isinstance(data, bytes):
+            return Response(200, (_NSQ_TYPE, ("Content-Type", metrics.CONTENT_TYPE)), data)
         return _v1(data)
 
     def _target(self, raw: bytes) -> RequestTarget | None:
@@ -328,6 +333,9 @@ class NSQDHTTPAPI:
         if _first(params, "format") == "json":
             return stats_json(self._nsqd, q)
         return stats_text(self._nsqd, q)
+
+    def _metrics(self, call: _Call) -> _Result:
+        return metrics.prometheus_text(self._nsqd)
 
     def _free_memory(self, call: _Call) -> _Result:
         gc.collect()

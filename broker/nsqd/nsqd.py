@@ -15,8 +15,17 @@ from broker.nsqd.lookup import LookupClient
 from broker.nsqd.message import RECORD_OVERHEAD, GUIDFactory
 from broker.nsqd.options import Options
 from broker.nsqd.protocol_v2 import ClientV2
+from broker.nsqd.statsd import StatsdPusher, statsd_prefix
 from broker.nsqd.topic import Topic
-from broker.ports import Clock, ConnectionHandler, FileSystem, Logger, Network, Random
+from broker.ports import (
+    Clock,
+    ConnectionHandler,
+    DatagramSender,
+    FileSystem,
+    Logger,
+    Network,
+    Random,
+)
 from broker.storage.diskqueue import DiskQueue
 
 __all__ = ["NSQD", "NSQD_VERSION"]
@@ -42,10 +51,12 @@ class NSQD:
         hostname: str,
         fs: FileSystem | None = None,
         network: Network | None = None,
+        datagrams: DatagramSender | None = None,
     ) -> None:
         """``fs`` is where disk queues and ``nsqd.dat`` live; without one nothing is persisted.
 
         ``network`` is how nsqd reaches nsqlookupd; without one it registers nowhere.
+        ``datagrams`` is how it pushes to statsd; without one ``--statsd-address`` pushes nothing.
         """
         self.opts = opts
         self.fs = fs
@@ -66,9 +77,12 @@ class NSQD:
         self._client_seq = 0
         self._loading = False
         self.lookup = LookupClient(self, network) if network is not None else None
-        # Set by the runtime: this process's memory figures for /stats, and how
+        self._datagrams = datagrams
+        self.statsd: StatsdPusher | None = None
+        # Set by the runtime: this process's memory (/stats) and process (/metrics) figures, and how
         # a new --log-level (PUT /config/log_level) reaches the logger.
         self.memory_stats: Callable[[], Mapping[str, int]] | None = None
+        self.process_stats: Callable[[], Mapping[str, float]] | None = None  # for /metrics' process_*
         self.log_level_changed: Callable[[str], None] | None = None
 
     # -- logging and events ---------------------------------------------------------
@@ -182,10 +196,19 @@ class NSQD:
     # -- lifecycle ------------------------------------------------------------------
 
     def start(self) -> None:
-        """Restore what nsqd.dat lists, then start registering with nsqlookupd."""
+        """Restore what nsqd.dat lists, then start registering with nsqlookupd and pushing to statsd."""
+        opts = self.opts
+        if opts.statsd_prefix:
+            # nsqd.New substitutes the host into the prefix once its listeners are bound, in its options
+            http_port = opts.broadcast_http_port or self.http_address[1]
+            prefix = statsd_prefix(opts.statsd_prefix, opts.broadcast_address or self.hostname, http_port)
+            self.opts = opts.replace(statsd_prefix=prefix)
         self._load_metadata()
         if self.lookup is not None:
             self.lookup.start()
+        if self.opts.statsd_address and self._datagrams is not None:
+            self.statsd = StatsdPusher(self, self._datagrams)
+            self.statsd.start()
 
     def on_lookupd_addresses_changed(self) -> None:
         """``PUT /config/nsqlookupd_tcp_addresses`` changed the set."""
@@ -235,6 +258,8 @@ class NSQD:
         self.closed = True
         if self.lookup is not None:
             self.lookup.close()
+        if self.statsd is not None:
+            self.statsd.close()
         for client in list(self.clients.values()):
             client.close()
         self.persist_metadata()

@@ -10,9 +10,11 @@ were not asked for), a channel's ``clients`` is null when clients were not
 asked for, and ``topics`` is null when the topic asked for does not exist (but
 ``[]`` when the channel asked for exists in no topic).  Topics and channels are
 sorted by name; clients come in connection order, where nsqd's come in Go map
-order.  End-to-end latency percentiles are not computed yet, so every
-``e2e_processing_latency`` is ``{"count":0,"percentiles":null}``, which is also
-what nsqd reports when none are configured.
+order.  ``e2e_processing_latency`` is ``{"count":0,"percentiles":null}`` when
+no ``--e2e-processing-latency-percentile`` is set (and for a topic none of
+whose channels has a window), else ``{"count":N,"percentiles":[{"quantile":q,
+"value":ns},...]}`` in the order the percentiles were given; a topic's merges
+all its channels' (``broker/nsqd/e2e.py``).
 
 Two knowing differences: nsqd lists only one (randomly chosen) topic in a
 producer's ``pub_counts`` because its loop stops after the first, where this
@@ -34,6 +36,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from broker.nsqd.backend import durability_stats
+from broker.nsqd.e2e import merged_result, nanoseconds_to_human
 from broker.nsqd.protocol_v2 import ClientV2
 from broker.wire.goduration import go_duration
 from broker.wire.gojson import JSONValue
@@ -144,7 +147,7 @@ def _topic_json(t: Topic, channels: list[_ChannelSnap], topic_filter: str) -> di
         "message_count": t.message_count,
         "message_bytes": t.message_bytes,
         "paused": t.paused,
-        "e2e_processing_latency": _e2e(),
+        "e2e_processing_latency": _e2e_json(_topic_e2e(t)),
         "disk": {k: v for k, v in durability_stats(t.backend).items()},  # beyond nsqd: additive
     }
 
@@ -165,7 +168,7 @@ def _channel_json(c: Channel, clients: list[ClientV2] | None, topic_filter: str)
         "client_count": len(c.clients),
         "clients": clients_json,
         "paused": c.paused,
-        "e2e_processing_latency": _e2e(),
+        "e2e_processing_latency": _e2e_json(_channel_e2e(c)),
         "disk": {k: v for k, v in durability_stats(c.backend).items()},  # beyond nsqd: additive
     }
 
@@ -212,8 +215,31 @@ def _pub_counts(c: ClientV2, topic_filter: str) -> list[tuple[str, int]]:
     return [(t, c.pub_counts[t]) for t in sorted(c.pub_counts) if not topic_filter or t == topic_filter]
 
 
-def _e2e() -> dict[str, JSONValue]:
-    return {"count": 0, "percentiles": None}
+_E2EResult = tuple[int, list[tuple[float, float]]] | None  # None: no window, nsqd's nil Quantile
+
+
+def _channel_e2e(c: Channel) -> _E2EResult:
+    e2e = c.e2e
+    return None if e2e is None else e2e.result()
+
+
+def _topic_e2e(t: Topic) -> _E2EResult:
+    # every channel of the topic, whatever /stats' channel filter (AggregateChannelE2eProcessingLatency)
+    streams = [c.e2e for c in t.channels.values() if c.e2e is not None]
+    if not streams:
+        return None
+    return merged_result(streams)
+
+
+def _e2e_json(result: _E2EResult) -> dict[str, JSONValue]:
+    if result is None:
+        return {"count": 0, "percentiles": None}
+    count, percentiles = result
+    return {"count": count, "percentiles": [{"quantile": q, "value": v} for q, v in percentiles]}
+
+
+def _e2e_text(result: _E2EResult) -> str:
+    return "" if result is None else ", ".join(nanoseconds_to_human(v) for _, v in result[1])
 
 
 def _memory(nsqd: NSQD) -> dict[str, JSONValue]:
@@ -259,13 +285,13 @@ def stats_text(nsqd: NSQD, q: StatsQuery) -> bytes:
     for t, channels in topics:
         out.append(
             f"\n{'*P ' if t.paused else '   '}[{t.name:<15}] depth: {t.depth():<5} "
-            f"be-depth: {t.backend.depth():<5} msgs: {t.message_count:<8} e2e%: \n"
+            f"be-depth: {t.backend.depth():<5} msgs: {t.message_count:<8} e2e%: {_e2e_text(_topic_e2e(t))}\n"
         )
         for c, clients in channels:
             out.append(
                 f"{'   *P ' if c.paused else '      '}[{c.name:<25}] depth: {c.depth():<5} "
                 f"be-depth: {c.backend.depth():<5} inflt: {len(c.in_flight):<4} def: {len(c.deferred):<4} "
-                f"re-q: {c.requeue_count:<5} timeout: {c.timeout_count:<5} msgs: {c.message_count:<8} e2e%: \n"
+                f"re-q: {c.requeue_count:<5} timeout: {c.timeout_count:<5} msgs: {c.message_count:<8} e2e%: {_e2e_text(_channel_e2e(c))}\n"
             )
             for client in clients or []:
                 out.append(f"        {_client_text(client, q.topic, now_ns)}\n")

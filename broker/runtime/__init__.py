@@ -9,6 +9,7 @@ from __future__ import annotations
 from broker.runtime.addr import AddressError, join_host_port, split_host_port
 from broker.runtime.clock import AsyncioClock
 from broker.runtime.daemon import ListenError, ShutdownSignals, bind, log_loop_errors
+from broker.runtime.datagram import AsyncioDatagramSender
 from broker.runtime.log import LOG_LEVELS, StderrLogger, parse_log_level
 from broker.runtime.randomness import RuntimeRandom
 from broker.runtime.stream import (
@@ -23,6 +24,7 @@ __all__ = [
     "LOG_LEVELS",
     "AddressError",
     "AsyncioClock",
+    "AsyncioDatagramSender",
     "AsyncioListener",
     "AsyncioNetwork",
     "ConnectionRegistry",

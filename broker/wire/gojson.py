@@ -18,12 +18,14 @@ matching names case-insensitively.
 from __future__ import annotations
 
 import json
+import math
 import re
+from decimal import Decimal
 from typing import TypeAlias
 
-__all__ = ["GoObject", "JSONDecodeError", "JSONValue", "dumps", "loads"]
+__all__ = ["GoObject", "JSONDecodeError", "JSONValue", "dumps", "go_float", "loads"]
 
-JSONValue: TypeAlias = "bool | int | str | list[JSONValue] | dict[str, JSONValue] | None"
+JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
 
 
 class JSONDecodeError(ValueError):
@@ -50,6 +52,22 @@ def loads(data: bytes) -> object:
         raise JSONDecodeError("json: exceeded max depth") from exc
     except ValueError as exc:
         raise JSONDecodeError(str(exc)) from exc
+
+
+def go_float(f: float) -> str:
+    """A float64 as ``json.Marshal`` writes it: the shortest round-tripping digits, fixed
+    notation unless below 1e-6 or from 1e21 on, and exponents without padding (``1e-7``)."""
+    if math.isnan(f) or math.isinf(f):
+        raise ValueError(f"json: unsupported value: {f!r}")  # Go's UnsupportedValueError
+    a = abs(f)
+    if a != 0 and (a < 1e-6 or a >= 1e21):
+        mantissa, _, exp = repr(f).partition("e")
+        sign = "-" if exp.startswith("-") else "+"
+        return f"{mantissa}e{sign}{int(exp.lstrip('+-'))}"
+    text = format(Decimal(repr(f)), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
 
 
 def _reject_constant(name: str) -> object:
@@ -79,6 +97,8 @@ def _encode(value: JSONValue, out: list[str]) -> None:
         out.append("false")
     elif isinstance(value, int):
         out.append(str(value))
+    elif isinstance(value, float):
+        out.append(go_float(value))
     elif isinstance(value, str):
         out.append('"' + _ESCAPED.sub(_escape_char, value) + '"')
     elif isinstance(value, list):

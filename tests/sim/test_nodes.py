@@ -11,6 +11,7 @@ import simpy
 import nsqsim.nodes as nodes
 from broker.nsqd.options import Options
 from nsqsim.clock import Life, SimClock
+from nsqsim.datagram import SimDatagramSender
 from nsqsim.disk import SimDisk
 from nsqsim.logs import SimLogger
 from nsqsim.network import SimNetwork
@@ -21,22 +22,27 @@ from nsqsim.randomness import SeedTree
 class _RecordingNSQD:
     """Keeps the ports it was built with."""
 
-    def __init__(self, opts: Options, *, clock: Any, rand: Any, logger: Any, hostname: str, fs: Any, network: Any) -> None:
+    def __init__(
+        self, opts: Options, *, clock: Any, rand: Any, logger: Any, hostname: str, fs: Any, network: Any, datagrams: Any
+    ) -> None:
         self.fs = fs
         self.network = network
+        self.datagrams = datagrams
 
 
-def test_make_nsqd_passes_the_disk_and_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_make_nsqd_passes_the_disk_the_network_and_the_datagram_sender(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(nodes, "NSQD", _RecordingNSQD)
     env = simpy.Environment()
     disk = SimDisk("n", "/data/n", random.Random(1))
     net = SimNetwork(env, random.Random(1))
     net.add_host("n")
     network = net.host("n", Life("n"))
+    datagrams = SimDatagramSender("n", SimClock(env), Life("n"), [])
     built: Any = make_nsqd(
-        Options(), clock=SimClock(env), rand=random.Random(1), logger=SimLogger("n", SimClock(env)), hostname="n", fs=disk.fs, network=network
+        Options(), clock=SimClock(env), rand=random.Random(1), logger=SimLogger("n", SimClock(env)), hostname="n", fs=disk.fs,
+        network=network, datagrams=datagrams,
     )
-    assert built.fs is disk.fs and built.network is network
+    assert built.fs is disk.fs and built.network is network and built.datagrams is datagrams
 
 
 def state(node: NsqdNode) -> dict[str, bool]:
@@ -89,3 +95,24 @@ def test_restart_before_the_old_process_finished_exiting() -> None:
     node.start()
     env.run(until=STOP_GRACE + 0.1)
     assert state(node) == {"up": True, "alive": True, "nsqd": True, "stopping": False}
+
+
+def test_statsd_pushes_are_recorded_and_a_crashed_process_sends_none() -> None:
+    env = simpy.Environment()
+    net = SimNetwork(env, random.Random(1))
+    net.add_host("nsqd-0")
+    opts = Options(node_id=0, data_path="/data/nsqd-0", statsd_address="statsd:8125", statsd_interval=10.0)
+    node = NsqdNode("nsqd-0", opts, net, SimClock(env), SeedTree(1))
+    node.start()
+    assert node.nsqd is not None
+    node.nsqd.get_topic("t").get_channel("c")
+    env.run(until=10.5)
+    assert node.datagrams, "no push at the first interval"
+    first = node.datagrams[0]
+    assert (first.at, first.src, first.host, first.port) == (10.0, "nsqd-0", "statsd", 8125)
+    assert b"nsq.nsqd-0_4151.topic.t.channel.c.depth:0|g\n" in b"".join(d.data for d in node.datagrams)
+    env.run(until=20.0)  # the spread of the first push ends before the second
+    sent = len(node.datagrams)
+    node.crash()
+    env.run(until=60.0)
+    assert len(node.datagrams) == sent

@@ -509,3 +509,34 @@ def test_the_answers_to_one_read_go_out_in_one_write() -> None:
     conn.send(PIPELINE)
     assert conn.writes == 1
     assert bytes(conn.written).count(b"HTTP/1.1 200 OK") == 4
+
+
+def test_a_head_read_again_from_the_last_one_has_its_own_length_and_block() -> None:
+    app = RecordingApp()
+    client = server(app)
+    client.send(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nX-A: 1\r\n\r\nabc")
+    client.send(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\nX-A: 1\r\n\r\nabcdefghijkl")
+    client.send(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n")
+    client.send(b"POST /q HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nX-A: 1\r\n\r\nab")
+    assert [a.body for a in client.answers()] == [b"POST /p 3", b"POST /p 12", b"POST /p 0", b"POST /q 2"]
+    assert [h.content_length for h in app.heads] == [3, 12, 0, 2]
+    assert app.heads[1].header(b"content-length") == b"12"
+    assert app.heads[1].headers == ((b"host", b"x"), (b"content-length", b"12"), (b"x-a", b"1"))
+
+
+@pytest.mark.parametrize("length", [b"1x", b"+1", b"", b"99999999999999999999"])
+def test_a_bad_length_in_an_otherwise_repeated_head_is_still_refused(length: bytes) -> None:
+    client = server(RecordingApp())
+    client.send(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+    client.send(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\n")
+    assert bytes(client.conn.written).endswith(raw_answer(400))
+    assert client.closed
+
+
+def test_100_continue_follows_each_heads_own_length() -> None:
+    client = server(RecordingApp(limit=100))
+    client.send(b"POST /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n")
+    client.send(b"POST /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+    assert bytes(client.conn.written).endswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    client.send(b"hello")
+    assert [a.status for a in client.answers()] == [200, 100, 200]

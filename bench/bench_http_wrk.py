@@ -157,11 +157,13 @@ def tcp_mpub_rate(port: int, seconds: float) -> float:
 
 def profile(pid: int, seconds: float, top: int = 15) -> list[str]:
     """py-spy's top functions (own time) in ``pid`` over ``seconds``."""
-    if shutil.which("py-spy") is None:
+    beside = Path(sys.executable).parent / "py-spy"  # pip puts it next to the interpreter
+    pyspy = str(beside) if beside.exists() else shutil.which("py-spy")
+    if pyspy is None:
         return ["(py-spy not installed: pip install py-spy)"]
     with tempfile.NamedTemporaryFile(suffix=".txt") as raw:
         subprocess.run(
-            ["py-spy", "record", "-d", str(int(seconds)), "-r", "200", "-f", "raw", "-o", raw.name, "--pid", str(pid)],
+            [pyspy, "record", "-d", str(int(seconds)), "-r", "200", "-f", "raw", "-o", raw.name, "--pid", str(pid)],
             capture_output=True,
             check=True,
         )

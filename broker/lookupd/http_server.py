@@ -1,4 +1,4 @@
-"""nsqlookupd's HTTP port: the generic h11 server connection in front of ``http_api``.
+"""nsqlookupd's HTTP port: the generic HTTP server connection in front of ``http_api``.
 
 ``broker.wire.http`` parses requests and shapes answers like Go's net/http;
 this module only routes each whole request to ``NSQLookupd.handle_http_target``

@@ -57,7 +57,14 @@ from broker.nsqd.topic import PublishRefused, Topic
 from broker.version import PACKAGE_VERSION
 from broker.wire import gojson
 from broker.wire.gojson import JSONValue
-from broker.wire.gourl import RequestTarget, URLError, clean_path, parse_query, parse_target
+from broker.wire.gourl import (
+    ParsedQuery,
+    RequestTarget,
+    URLError,
+    clean_path,
+    parse_query,
+    parse_target,
+)
 from broker.wire.http import HTTPLimits, HTTPServerConnection, Request, RequestHead, Response
 from broker.wire.names import is_valid_channel_name, is_valid_topic_name
 
@@ -115,20 +122,45 @@ _Result: TypeAlias = "JSONValue | bytes | _JSONText"
 class _Call:
     """One routed request, with its query parsed on first use."""
 
-    __slots__ = ("opt", "path", "raw_query", "request")
+    __slots__ = ("_queries", "opt", "path", "raw_query", "request")
 
-    def __init__(self, request: Request, target: RequestTarget, opt: str) -> None:
+    def __init__(self, request: Request, target: RequestTarget, opt: str, queries: _QueryCache) -> None:
         self.request = request
         self.path = target.path
         self.raw_query = target.raw_query
         self.opt = opt
+        self._queries = queries
 
     def params(self) -> dict[str, list[str]]:
-        """``url.ParseQuery``; a query Go cannot parse is 400 INVALID_REQUEST."""
-        parsed = parse_query(self.raw_query)
+        """``url.ParseQuery``; a query Go cannot parse is 400 INVALID_REQUEST.  Read-only: it may be shared."""
+        parsed = self._queries.parse(self.raw_query)
         if not parsed.ok:
             raise APIError(400, "INVALID_REQUEST")
         return parsed.values
+
+
+class _QueryCache:
+    """The last query parsed: a publisher sends the same ``?topic=`` request after request."""
+
+    __slots__ = ("_name", "_name_valid", "_parsed", "_raw")
+
+    def __init__(self) -> None:
+        self._raw = ""
+        self._parsed = parse_query("")
+        self._name = ""
+        self._name_valid = False
+
+    def parse(self, raw: str) -> ParsedQuery:
+        if raw != self._raw:
+            self._parsed = parse_query(raw)
+            self._raw = raw
+        return self._parsed
+
+    def valid_topic_name(self, name: str) -> bool:
+        if name != self._name:
+            self._name_valid = is_valid_topic_name(name)
+            self._name = name
+        return self._name_valid
 
 
 _Handler = Callable[[_Call], _Result]
@@ -141,6 +173,7 @@ class NSQDHTTPAPI:
     def __init__(self, nsqd: NSQD) -> None:
         self._nsqd = nsqd
         self._parsed: tuple[bytes, RequestTarget | None] = (b"", None)
+        self._queries = _QueryCache()
         # method -> path -> (handler, wrapper, logged): httprouter's trees.
         # /config/:opt is matched apart, in _match.
         self._routes: dict[str, dict[str, tuple[_Handler, str, bool]]] = {
@@ -197,12 +230,12 @@ class NSQDHTTPAPI:
             # Go's server answers this itself, before any handler.
             return Response(400, (("Content-Type", _TEXT), ("Connection", "close")), b"400 Bad Request")
         method = request.head.method
-        start = nsqd.clock.now()
         route, opt = self._match(method, target.path)
         if route is None:
-            return self._unrouted(request, target, start)
+            return self._unrouted(request, target, nsqd.clock.now())
         handler, wrapper, logged = route
-        call = _Call(request, target, opt)
+        start = nsqd.clock.now() if logged else 0.0
+        call = _Call(request, target, opt, self._queries)
         try:
             data = handler(call)
         except APIError as err:
@@ -214,6 +247,8 @@ class NSQDHTTPAPI:
         except _Panic as why:
             if logged:
                 self._log_request(200, request, start)
+            else:
+                start = nsqd.clock.now()
             nsqd.log("ERROR", f"panic in HTTP handler - {why}")
             self._log_request(500, request, start)
             return _v1_error(500, "INTERNAL_ERROR")
@@ -236,7 +271,8 @@ class NSQDHTTPAPI:
     # -- routing (httprouter) ---------------------------------------------------------
 
     def _match(self, method: str, path: str) -> tuple[tuple[_Handler, str, bool] | None, str]:
-        route = self._routes.get(method, {}).get(path)
+        routes = self._routes.get(method)
+        route = routes.get(path) if routes is not None else None
         if route is not None:
             return route, ""
         if method in ("GET", "PUT") and path.startswith("/config/"):
@@ -356,7 +392,7 @@ class NSQDHTTPAPI:
         names = params.get("topic")
         if not names:
             raise APIError(400, "MISSING_ARG_TOPIC")
-        if not is_valid_topic_name(names[0]):
+        if not self._queries.valid_topic_name(names[0]):
             raise APIError(400, "INVALID_TOPIC")
         return params, self._nsqd.get_topic(names[0])
 
@@ -375,7 +411,10 @@ class NSQDHTTPAPI:
         deferred = 0
         if "defer" in params:
             deferred = _defer_ns(params["defer"][0], _ns(opts.max_req_timeout))
-        _put(topic, [topic.new_message(body, deferred / 1e9)])
+        try:
+            topic.put_message(topic.new_message(body, deferred / 1e9))
+        except PublishRefused:
+            raise APIError(503, "EXITING") from None
         return "OK"
 
     def _mpub(self, call: _Call) -> _Result:
@@ -541,9 +580,15 @@ class NSQDHTTPAPI:
 # -- answers --------------------------------------------------------------------------
 
 
+# The answer to every publish: one object, so the server can reuse its encoding.
+_OK = Response(200, (_NSQ_TYPE, ("Content-Type", _TEXT)), b"OK")
+
+
 def _v1(data: _Result) -> Response:
     if data is None:
         return Response(200, (_NSQ_TYPE,))
+    if data == "OK":
+        return _OK
     if isinstance(data, str | bytes):
         body = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
         # nsqd sets no type here; Go's server sniffs one, and for this text it is plain.

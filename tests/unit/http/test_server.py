@@ -16,7 +16,7 @@ from broker.wire.http import (
     http_date,
     utc_fields,
 )
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, FakeConnection
 from tests.unit.http.helpers import HTTPClient, chunked, encode_request
 
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request"
@@ -350,3 +350,193 @@ def test_utc_fields_match_the_calendar(seconds: int) -> None:
 def test_http_date() -> None:
     assert http_date(0) == "Thu, 01 Jan 1970 00:00:00 GMT"
     assert http_date(1136214245) == "Mon, 02 Jan 2006 15:04:05 GMT"
+
+
+# -- parsing as Go's server parses ---------------------------------------------------------
+
+
+def raw_answer(status: int, detail: str = "") -> bytes:
+    reason = {400: "Bad Request", 431: "Request Header Fields Too Large", 501: "Not Implemented", 505: "HTTP Version Not Supported"}[status]
+    text = f"{status} {reason}{detail}"
+    return f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n{text}".encode()
+
+
+@pytest.mark.parametrize("method", ["FOO", "get", "M-SEARCH", "X"])
+def test_any_token_is_a_method_for_the_app_to_route(method: str) -> None:
+    app = RecordingApp()
+    client = server(app)
+    assert client.request(method, "/x").body == f"{method} /x 0".encode()
+    assert not client.closed
+
+
+@pytest.mark.parametrize(
+    ("garbage", "status", "detail"),
+    [
+        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, ": unsupported protocol version"),
+        (b"GET / HTTP/1\r\nHost: x\r\n\r\n", 400, ""),
+        (b"GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n", 400, ""),
+        (b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n", 400, ""),  # empty target
+        (b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400, ""),  # not a token
+        (b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400, ""),
+        (b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400, ""),
+        (b"GET / HTTP/1.1\r\n Host: x\r\n\r\n", 400, ""),  # a continuation with nothing to continue
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x7fb\r\n\r\n", 400, ""),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n", 400, ""),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400, ""),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400, ""),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n", 400, ""),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, ": unsupported transfer encoding"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 501, ": unsupported transfer encoding"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, ""),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXX", 400, ""),
+    ],
+)
+def test_what_go_refuses_gets_its_raw_answer(garbage: bytes, status: int, detail: str) -> None:
+    app = RecordingApp()
+    client = server(app)
+    client.send(garbage)
+    assert bytes(client.conn.written) == raw_answer(status, detail)
+    assert client.closed
+    assert app.requests == []
+
+
+def test_http_1_x_past_1_1_is_served() -> None:
+    app = RecordingApp()
+    client = server(app)
+    client.send(b"GET /v HTTP/1.2\r\nHost: x\r\n\r\n")
+    [answer] = client.answers()
+    assert answer.body == b"GET /v 0" and app.heads[0].http_version == b"1.2"
+    assert not client.closed
+
+
+def test_bare_lf_line_ends_are_read() -> None:
+    app = RecordingApp()
+    client = server(app)
+    client.send(b"POST /lf HTTP/1.1\nHost: x\nContent-Length: 3\n\nabc" + b"GET /mixed HTTP/1.1\r\nHost: x\n\r\n")
+    assert [a.body for a in client.answers()] == [b"POST /lf 3", b"GET /mixed 0"]
+
+
+def test_obs_fold_continues_the_value_before_it() -> None:
+    app = RecordingApp()
+    client = server(app)
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: one\r\n  two\r\n\tthree\r\n\r\n")
+    [answer] = client.answers()
+    assert answer.status == 200
+    assert app.heads[0].header(b"x-long") == b"one two three"
+
+
+def test_headers_keep_their_values_and_lose_their_names_case() -> None:
+    app = RecordingApp()
+    client = server(app)
+    client.send(b"GET / HTTP/1.1\r\nHost: Example.COM\r\nX-Thing:  Mixed Case \t\r\n\r\n")
+    client.answers()
+    assert app.heads[0].headers == ((b"host", b"Example.COM"), (b"x-thing", b"Mixed Case"))
+
+
+def test_repeated_content_length_with_one_value_is_one() -> None:
+    app = RecordingApp()
+    client = server(app)
+    client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab")
+    assert [a.body for a in client.answers()] == [b"POST / 2"]
+
+
+def test_transfer_encoding_wins_over_content_length_and_is_ignored_on_http_1_0() -> None:
+    app = RecordingApp()
+    client = server(app)
+    client.send(b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\nContent-Length: 100\r\n\r\n" + chunked(b"abc"))
+    assert [a.body for a in client.answers()] == [b"POST /a 3"]
+    assert app.heads[0].content_length is None
+    client = server(app)
+    client.send(b"POST /b HTTP/1.0\r\nTransfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\nab")
+    assert [a.body for a in client.answers()] == [b"POST /b 2"]
+
+
+def test_chunk_extensions_and_trailers_are_skipped() -> None:
+    app = RecordingApp()
+    client = server(app)
+    client.send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;name=v\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n" + encode_request("GET", "/n"))
+    assert [a.body for a in client.answers()] == [b"POST / 3", b"GET /n 0"]
+    assert app.requests[0].body == b"abc"
+
+
+def test_a_complete_head_over_the_limit_is_431() -> None:
+    client = server(RecordingApp(), max_header_bytes=1024)
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n")
+    assert bytes(client.conn.written) == raw_answer(431)
+
+
+def test_an_endless_chunk_size_line_is_refused() -> None:
+    client = server(RecordingApp())
+    client.send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + b"0" * 5000)
+    assert bytes(client.conn.written) == raw_answer(400)
+
+
+def test_no_100_continue_for_an_empty_body() -> None:
+    client = server(RecordingApp(limit=100))
+    client.send(b"POST /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n")
+    assert not bytes(client.conn.written).startswith(b"HTTP/1.1 100")
+    assert [a.body for a in client.answers()] == [b"POST /x 0"]
+
+
+def test_a_request_cut_short_by_eof_is_not_answered() -> None:
+    client = server(RecordingApp())
+    client.send(encode_request("GET", "/1") + b"GET /2 HTT")
+    client.conn.handler.eof_received()
+    assert [a.body for a in client.answers()] == [b"GET /1 0"]
+    assert client.closed
+
+
+def test_a_repeated_head_and_one_that_differs_only_in_length_are_both_read_right() -> None:
+    app = RecordingApp()
+    client = server(app)
+    for body in (b"abc", b"abc", b"abcdef", b"abc"):
+        assert client.request("POST", "/p", body).body == b"POST /p %d" % len(body)
+    assert [r.body for r in app.requests] == [b"abc", b"abc", b"abcdef", b"abc"]
+
+
+class CountingConnection(FakeConnection):
+    def __init__(self, handler: HTTPServerConnection) -> None:
+        self.writes = 0
+        super().__init__(handler)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes += 1
+        super().write(data)
+
+
+def test_the_answers_to_one_read_go_out_in_one_write() -> None:
+    conn = CountingConnection(HTTPServerConnection(RecordingApp()))
+    conn.send(PIPELINE)
+    assert conn.writes == 1
+    assert bytes(conn.written).count(b"HTTP/1.1 200 OK") == 4
+
+
+def test_a_head_read_again_from_the_last_one_has_its_own_length_and_block() -> None:
+    app = RecordingApp()
+    client = server(app)
+    client.send(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nX-A: 1\r\n\r\nabc")
+    client.send(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\nX-A: 1\r\n\r\nabcdefghijkl")
+    client.send(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n")
+    client.send(b"POST /q HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nX-A: 1\r\n\r\nab")
+    assert [a.body for a in client.answers()] == [b"POST /p 3", b"POST /p 12", b"POST /p 0", b"POST /q 2"]
+    assert [h.content_length for h in app.heads] == [3, 12, 0, 2]
+    assert app.heads[1].header(b"content-length") == b"12"
+    assert app.heads[1].headers == ((b"host", b"x"), (b"content-length", b"12"), (b"x-a", b"1"))
+
+
+@pytest.mark.parametrize("length", [b"1x", b"+1", b"", b"99999999999999999999"])
+def test_a_bad_length_in_an_otherwise_repeated_head_is_still_refused(length: bytes) -> None:
+    client = server(RecordingApp())
+    client.send(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+    client.send(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\n")
+    assert bytes(client.conn.written).endswith(raw_answer(400))
+    assert client.closed
+
+
+def test_100_continue_follows_each_heads_own_length() -> None:
+    client = server(RecordingApp(limit=100))
+    client.send(b"POST /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n")
+    client.send(b"POST /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+    assert bytes(client.conn.written).endswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    client.send(b"hello")
+    assert [a.status for a in client.answers()] == [200, 100, 200]

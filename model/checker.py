@@ -83,6 +83,9 @@ guarantees (docs/guarantees.md), seen from the clients:
   passed since it was sent, even across crashes; a REQ's delay is kept,
   across a clean restart too (if the REQ arrived, as for a FIN: the stop
   held the message as deferred), unless a crash undid it.
+* **Every node comes back.**  In a simulated run (one with ``load_end``,
+  after which every fault ends), an nsqd that ended and never started again
+  is ``node_down``: what its disk holds would otherwise pass for a crash's loss.
 * **Nothing escapes.**  An ``exception`` event is a violation.
 
 Each kind of violation is listed ``_MAX_LISTED`` times and then only counted
@@ -212,6 +215,13 @@ class _Judge:
             self.v.violate(f"phantom_ack: {key} acknowledged, never sent")
         for error in self.h.exceptions:
             self.v.violate(f"exception: {error}")
+        if self.h.load_end is not None:
+            # After the load every fault ends and every node is up again: one still down
+            # would hide what its disk holds (a torn write's crash once never restarted).
+            for nsqd, ends in sorted(self.h.faults.items()):
+                last_start = max(self.h.starts.get(nsqd, []), default=None)
+                if last_start is None or ends[-1][0] > last_start:
+                    self.v.violate(f"node_down: {nsqd} ended at {ends[-1][0][0]:.6f} and never started again")
         self.judge()
         return self.v
 

@@ -257,6 +257,7 @@ class Timeline:
         self.flips: dict[str, list[At]] = defaultdict(list)  # nsqd -> bits flipped on its disk
         self.final: dict[tuple[str, str, str], int] = {}  # (nsqd, topic, channel) -> messages left at the end
         self.end: At = (0.0, 0)
+        self.load_end: At | None = None  # a simulated run's quiesce: every fault ends, every node restarts
         self._read(history)
         self.lives: dict[str, tuple[list[At], list[Life]]] = {nsqd: self._lives(nsqd) for nsqd in {*self.faults, *self.starts}}
 
@@ -267,6 +268,8 @@ class Timeline:
             e = raw.to_dict() if isinstance(raw, Event) else raw
             kind = e["type"]
             at = (e["t"], n)
+            if kind == "load_end":
+                self.load_end = at
             if kind == "deliver":
                 mid = e.get("id", "")
                 key = e.get("key") or mid

@@ -405,6 +405,9 @@ class Nemesis:
             def heal_disk() -> None:
                 disk.heal()
                 rec("disk_heal", host=dnode.host, fault=fault.disk)
+                if not dnode.up and dnode.nsqd is None:
+                    # a torn write crashed the machine: it comes back with its disk
+                    c.start_nsqd(dnode.host)
 
             return heal_disk
         return None

@@ -352,3 +352,14 @@ def test_many_violations_of_a_kind_are_counted_and_twenty_listed() -> None:
     v = verdict(sub(0), *[pub(1 + i, f"m{i}") for i in range(30)])
     assert v.violation_counts() == {"lost": 30} and len(v.violations) == 21
     assert v.violations[-1] == "lost: ... (more not listed)"
+
+
+def test_a_node_still_down_after_the_load_ended_is_a_violation() -> None:
+    # A simulated run ends every fault at load_end and restarts every node; a torn
+    # write's crash once never restarted, and default mode excused what its disk held.
+    down = verdict(node("default"), sub(0), ev(1, "crash"), ev(2, "load_end"))
+    assert [x.split(":")[0] for x in down.violations] == ["node_down"]
+    up = verdict(node("default"), sub(0), ev(1, "crash"), ev(1.5, "start"), ev(2, "load_end"))
+    assert up.ok, up.violations
+    # a hand-written history with no load_end says nothing about the end
+    assert verdict(node("default"), sub(0), ev(1, "crash")).ok

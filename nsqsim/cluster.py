@@ -264,7 +264,7 @@ class Cluster:
                         channel=channel.name,
                         depth=channel.depth(),
                         in_flight=len(channel.in_flight),
-                        deferred=len(channel.deferred),
+                        deferred=channel.deferred_count(),
                         timeouts=channel.timeout_count,
                         requeues=channel.requeue_count,
                         messages=channel.message_count,

@@ -98,6 +98,8 @@ class Channel:
         self.memory: deque[Message] = deque()
         self.in_flight: dict[bytes, Message] = {}
         self.deferred: dict[bytes, Message] = {}
+        # Unread records in the disk queue that carry a due time (see restore_deferred).
+        self.deferred_on_disk = 0
         self.message_count = 0
         self.requeue_count = 0
         self.timeout_count = 0
@@ -147,7 +149,22 @@ class Channel:
     # -- stats ----------------------------------------------------------------------
 
     def depth(self) -> int:
-        return len(self.memory) + self.backend.depth()
+        """Queued messages, in memory and on disk; deferred records on disk are not queued."""
+        return max(0, len(self.memory) + self.backend.depth() - self.deferred_on_disk)
+
+    def deferred_count(self) -> int:
+        """Messages waiting for their due time: in the heap, or on disk since a clean restart."""
+        return len(self.deferred) + self.deferred_on_disk
+
+    def restore_deferred(self, count: int) -> None:
+        """nsqd.dat's count of the deferred records this channel left on disk at a clean exit.
+
+        They wait on disk, unread, until the reader reaches them; meanwhile they
+        count as deferred, not queued, so a clean restart shows the counts it had
+        before.  After a crash there is no count (it is written only by a clean
+        exit): such records count as queued until read, as they always did.
+        """
+        self.deferred_on_disk = max(0, min(count, self.backend.depth()))
 
     # -- consumers ------------------------------------------------------------------
 
@@ -212,6 +229,7 @@ class Channel:
         if self._tracked:
             # On disk with its due time; it waits in memory once the reader reaches it.
             self.backend.put(encode_message_record(msg, self._clock.wall_ns() + max(1, int(delay * 1e9))))
+            self.deferred_on_disk += 1
         else:
             self._start_deferred(msg, delay)
 
@@ -259,6 +277,8 @@ class Channel:
             except ValueError as exc:
                 self._nsqd.log("ERROR", f"CHANNEL({self.topic_name}:{self.name}): failed to decode message - {exc}")
                 continue
+            if due and self.deferred_on_disk:
+                self.deferred_on_disk -= 1
             if self._tracked:
                 pos = self.backend.read_position()
                 self._outstanding[pos] = None
@@ -570,6 +590,7 @@ class Channel:
         self._stale = 0
         self._outstanding.clear()
         self._held.clear()
+        self.deferred_on_disk = 0
         self.backend.empty()
         for client in self._consumers:
             client.empty()
@@ -616,6 +637,7 @@ class Channel:
             except BackendError as exc:
                 self._nsqd.backend_failed(self.backend, exc)
                 return False
+        self.deferred_on_disk += len(self.deferred)
         self.memory.clear()
         self.in_flight.clear()
         self.deferred.clear()

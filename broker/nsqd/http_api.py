@@ -413,8 +413,8 @@ class NSQDHTTPAPI:
             deferred = _defer_ns(params["defer"][0], _ns(opts.max_req_timeout))
         try:
             topic.put_message(topic.new_message(body, deferred / 1e9))
-        except PublishRefused:
-            raise APIError(503, "EXITING") from None
+        except PublishRefused as exc:
+            raise _refused(exc) from None
         return "OK"
 
     def _mpub(self, call: _Call) -> _Result:
@@ -651,8 +651,12 @@ def _put(topic: Topic, msgs: list[Message]) -> None:
     try:
         topic.put_messages(msgs)
     except PublishRefused as exc:
-        # nsqd answers every refusal EXITING; a full disk budget (beyond nsqd) says so instead
-        raise APIError(503, str(exc) if exc.disk_bound else "EXITING") from None
+        raise _refused(exc) from None
+
+
+def _refused(exc: PublishRefused) -> APIError:
+    # nsqd answers every refusal EXITING; a full disk budget (beyond nsqd) says so instead
+    return APIError(503, str(exc) if exc.disk_bound else "EXITING")
 
 
 def _parse_int64(text: str) -> int | None:

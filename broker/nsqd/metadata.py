@@ -63,6 +63,9 @@ class TopicMeta:
     name: str
     paused: bool = False
     channels: list[tuple[str, bool]] = field(default_factory=list)
+    # Deferred records each channel left in its disk queue at a clean exit (additive
+    # ``"deferred"`` key, written only then; absent after a crash, see Channel.restore_deferred).
+    deferred: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,11 +81,19 @@ class Loaded:
 def _document(topics: list[TopicMeta], version: str) -> dict[str, Any]:
     return {
         "topics": [
-            {"channels": [{"name": n, "paused": p} for n, p in t.channels], "name": t.name, "paused": t.paused}
+            {"channels": [_channel_doc(t, n, p) for n, p in t.channels], "name": t.name, "paused": t.paused}
             for t in topics
         ],
         "version": version,
     }
+
+
+def _channel_doc(topic: TopicMeta, name: str, paused: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {"name": name, "paused": paused}
+    deferred = topic.deferred.get(name, 0)
+    if deferred:
+        doc["deferred"] = deferred
+    return doc
 
 
 def _dumps(doc: dict[str, Any]) -> bytes:
@@ -100,8 +111,10 @@ def decode(raw: bytes) -> list[TopicMeta]:
         doc: Any = json.loads(raw)
         topics = []
         for t in doc.get("topics") or []:
-            channels = [(str(c["name"]), bool(c.get("paused", False))) for c in t.get("channels") or []]
-            topics.append(TopicMeta(str(t["name"]), bool(t.get("paused", False)), channels))
+            docs = t.get("channels") or []
+            channels = [(str(c["name"]), bool(c.get("paused", False))) for c in docs]
+            deferred = {str(c["name"]): int(c["deferred"]) for c in docs if int(c.get("deferred") or 0) > 0}
+            topics.append(TopicMeta(str(t["name"]), bool(t.get("paused", False)), channels, deferred))
         checksum = doc.get("checksum")
         version = doc.get("version")
     except (ValueError, TypeError, KeyError, AttributeError) as exc:

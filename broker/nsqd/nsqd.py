@@ -150,15 +150,21 @@ class NSQD:
         self.health = f"NOK - {exc}"
         self.log("ERROR", f"backend queue failed - {exc}")
 
-    def persist_metadata(self) -> None:
-        """Rewrite nsqd.dat (when there is a file system and not while loading it)."""
+    def persist_metadata(self, final: bool = False) -> None:
+        """Rewrite nsqd.dat (when there is a file system and not while loading it).
+
+        ``final``: the last write of a clean exit, after every channel saved what
+        it held; only then does it say how many deferred records each left on disk.
+        """
         if self.fs is None or self._loading:
             return
-        topics = [
-            metadata.TopicMeta(t.name, t.paused, [(c.name, c.paused) for c in t.channels.values() if not c.ephemeral])
-            for t in self.topics.values()
-            if not t.ephemeral
-        ]
+        topics = []
+        for t in self.topics.values():
+            if t.ephemeral:
+                continue
+            channels = [c for c in t.channels.values() if not c.ephemeral]
+            deferred = {c.name: c.deferred_on_disk for c in channels if c.deferred_on_disk} if final else {}
+            topics.append(metadata.TopicMeta(t.name, t.paused, [(c.name, c.paused) for c in channels], deferred))
         try:
             metadata.save(self.fs, self.opts.data_path, topics, self.version)
         except OSError as exc:
@@ -243,6 +249,7 @@ class NSQD:
                 for name, paused in meta.channels:
                     channel = topic.get_channel(name)
                     channel.paused = paused
+                    channel.restore_deferred(meta.deferred.get(name, 0))
         finally:
             self._loading = False
         if loaded.problems or loaded.recovered:
@@ -265,3 +272,5 @@ class NSQD:
         self.persist_metadata()
         for topic in list(self.topics.values()):
             topic.close(deleted=False)
+        # Again, now that the channels wrote their deferred messages: with their count.
+        self.persist_metadata(final=True)

@@ -161,7 +161,7 @@ def _channel_json(c: Channel, clients: list[ClientV2] | None, topic_filter: str)
         "depth": c.depth(),
         "backend_depth": c.backend.depth(),
         "in_flight_count": len(c.in_flight),
-        "deferred_count": len(c.deferred),
+        "deferred_count": c.deferred_count(),
         "message_count": c.message_count,
         "requeue_count": c.requeue_count,
         "timeout_count": c.timeout_count,
@@ -290,7 +290,7 @@ def stats_text(nsqd: NSQD, q: StatsQuery) -> bytes:
         for c, clients in channels:
             out.append(
                 f"{'   *P ' if c.paused else '      '}[{c.name:<25}] depth: {c.depth():<5} "
-                f"be-depth: {c.backend.depth():<5} inflt: {len(c.in_flight):<4} def: {len(c.deferred):<4} "
+                f"be-depth: {c.backend.depth():<5} inflt: {len(c.in_flight):<4} def: {c.deferred_count():<4} "
                 f"re-q: {c.requeue_count:<5} timeout: {c.timeout_count:<5} msgs: {c.message_count:<8} e2e%: {_e2e_text(_channel_e2e(c))}\n"
             )
             for client in clients or []:

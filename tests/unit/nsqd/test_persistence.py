@@ -81,6 +81,55 @@ def test_a_clean_restart_keeps_queued_in_flight_and_deferred_messages() -> None:
     assert bodies(c.messages()) == [b"deferred"]
 
 
+def channel_counts(node: Node, topic: str = "t", channel: str = "c") -> tuple[int, int]:
+    answer = HTTPClient(node.nsqd.http_handler()).request("GET", f"/stats?format=json&topic={topic}&channel={channel}")
+    c = answer.json()["topics"][0]["channels"][0]
+    return c["depth"], c["deferred_count"]
+
+
+def http_post(node: Node, target: str, body: bytes = b"") -> int:
+    return HTTPClient(node.nsqd.http_handler()).request("POST", target, body).status
+
+
+def test_a_clean_restart_keeps_the_depth_and_deferred_counts() -> None:
+    # #18 item 4: 2 queued + 1 deferred read back as depth 3 deferred 0 after a restart.
+    node = Node(MemoryFileSystem())
+    assert http_post(node, "/topic/create?topic=t") == 200
+    assert http_post(node, "/channel/create?topic=t&channel=c") == 200
+    for body in (b"a", b"b"):
+        assert http_post(node, "/pub?topic=t", body) == 200
+    assert http_post(node, "/pub?topic=t&defer=600000", b"later") == 200
+    assert channel_counts(node) == (2, 1)
+
+    node = node.restart()
+    assert channel_counts(node) == (2, 1)
+    c = node.consumer("t", "c", rdy=10)
+    node.clock.advance(1)
+    got = c.messages(c.log) + c.messages()
+    assert sorted(bodies(got)) == [b"a", b"b"]
+    for m in got:
+        c.fin(m[2])
+    assert channel_counts(node) == (0, 1)
+    # a second clean restart, now that the deferred message was read into memory, keeps it too
+    node = node.restart()
+    assert channel_counts(node) == (0, 1)
+
+
+def test_after_a_crash_unread_deferred_records_count_as_queued_until_read() -> None:
+    node = Node(MemoryFileSystem(), mem_queue_size=0, sync_every=1)
+    assert http_post(node, "/topic/create?topic=t") == 200
+    assert http_post(node, "/channel/create?topic=t&channel=c") == 200
+    assert http_post(node, "/pub?topic=t", b"a") == 200
+    assert http_post(node, "/pub?topic=t&defer=600000", b"later") == 200
+    assert channel_counts(node) == (1, 1)  # disk-only: the deferred record waits on disk, counted as deferred
+    node = crash_and_restart(node, mem_queue_size=0, sync_every=1)
+    assert channel_counts(node) == (2, 0)  # a crash leaves no count: queued until read; nothing lost
+    c = node.consumer("t", "c", rdy=10)
+    node.clock.advance(1)
+    assert bodies(c.messages(c.log) + c.messages()) == [b"a"]
+    assert channel_counts(node) == (0, 1)
+
+
 def test_a_topic_without_channels_keeps_its_messages_across_a_restart() -> None:
     node = Node(MemoryFileSystem(), mem_queue_size=1)
     node.publish("t", b"1", b"2", b"3")

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from broker.nsqd.backend import BackendError, BackendQueue, is_durable
+from broker.nsqd.deadletter import DeadLetter, Reason, encode_envelope
 from broker.nsqd.e2e import E2ELatency
 from broker.nsqd.message import (
     RECORD_OVERHEAD,
@@ -103,6 +104,13 @@ class Channel:
         self.message_count = 0
         self.requeue_count = 0
         self.timeout_count = 0
+        # Beyond nsqd, off by default: server-side max attempts with a dead-letter topic
+        # (set by /channel/create, kept in nsqd.dat) and the topic's TTL (Topic.set_ttl).
+        self.max_attempts = 0
+        self.dead_letter_topic = ""
+        self.dead_lettered_count = 0
+        self.ttl_ns = 0
+        self.expired_count = 0
         self.clients: dict[int, Consumer] = {}
         self.closed = False
 
@@ -342,6 +350,8 @@ class Channel:
             pq = self._in_flight_pq
             heappush = heapq.heappush
             token = self._token
+            ttl = self.ttl_ns
+            expire_before = self._clock.wall_ns() - ttl if ttl else 0
             # Putting a message in flight is written out here and in _dispatch_round_robin
             # rather than called: this loop runs once per message delivered.
             while room > 0:
@@ -354,6 +364,9 @@ class Channel:
                     if got is None:
                         break
                     msg = got
+                if msg.timestamp < expire_before:
+                    self._expire(msg)
+                    continue
                 if rate > 0 and self._rand.randrange(100) > rate:
                     continue  # sampled out: consumed without delivery, as nsqd does
                 msg.attempts += 1
@@ -381,6 +394,8 @@ class Channel:
         in_flight = self.in_flight
         heappush = heapq.heappush
         now = self._clock.now()
+        ttl = self.ttl_ns
+        expire_before = self._clock.wall_ns() - ttl if ttl else 0
         rr = self._rr % n
         try:
             while memory or backend.depth():
@@ -401,6 +416,9 @@ class Channel:
                     if got is None:
                         break
                     msg = got
+                if msg.timestamp < expire_before:
+                    self._expire(msg)
+                    continue
                 rate = client.sample_rate
                 if rate > 0 and self._rand.randrange(100) > rate:
                     continue  # sampled out: consumed without delivery, as nsqd does
@@ -472,7 +490,9 @@ class Channel:
         if isinstance(got, str):
             return got
         self.requeue_count += 1
-        if delay <= 0:
+        if self.max_attempts and got.attempts >= self.max_attempts:
+            self._dead_letter(got, "requeued")
+        elif delay <= 0:
             self._put_back(got)
         else:
             self._start_deferred(got, delay)
@@ -514,6 +534,63 @@ class Channel:
         heapq.heapify(self._in_flight_pq)
         self._stale = 0
 
+    # -- beyond nsqd: dead letters and TTL --------------------------------------------
+
+    def set_dead_letter(self, max_attempts: int, topic: str) -> None:
+        """After ``max_attempts`` deliveries a REQ or timeout moves a message to ``topic`` (0: never)."""
+        self.max_attempts = max_attempts
+        self.dead_letter_topic = topic if max_attempts else ""
+
+    def _dead_letter(self, msg: Message, reason: Reason) -> None:
+        """Publish ``msg`` in an envelope to the dead-letter topic, then let it go.
+
+        A disk-only channel keeps the message's record until the envelope is
+        fsynced in every queue it went to, so no crash loses both; if the
+        envelope cannot be published, or its fsync fails, the message is
+        requeued instead (a dead letter may then come twice; none is lost).
+        """
+        nsqd = self._nsqd
+        letter = DeadLetter(self.topic_name, self.name, msg.id, msg.attempts, msg.timestamp, reason, msg.body)
+        try:
+            topic = nsqd.get_topic(self.dead_letter_topic)
+            topic.put_message(topic.new_message(encode_envelope(letter)))
+        except Exception as exc:  # PublishRefused, BackendError: keep the message here
+            nsqd.log("WARNING", f"CHANNEL({self.topic_name}:{self.name}): dead letter to {self.dead_letter_topic} failed, requeued - {exc}")
+            self._put_back(msg)
+            return
+        self.dead_lettered_count += 1
+        nsqd.notify("message_dead_lettered", topic, (self, msg))
+        if not self._tracked or msg.disk_pos is None:
+            return
+        queues = topic.durable_queues()
+        if not queues:
+            self._release(msg)
+            return
+        waiting = [len(queues), 0]  # callbacks to come, failures
+
+        def synced(exc: Exception | None) -> None:
+            waiting[0] -= 1
+            waiting[1] += exc is not None
+            if waiting[0] or self.closed:
+                return
+            if waiting[1]:
+                self._put_back(msg)
+                self.dispatch()
+            else:
+                self._release(msg)
+
+        for queue in queues:
+            queue.on_synced(synced)
+
+    def _expire(self, msg: Message) -> None:
+        """Past the topic's TTL: dropped and counted, never delivered."""
+        self.expired_count += 1
+        msg.flight = 0
+        self._release(msg)
+        topic = self._nsqd.topics.get(self.topic_name)
+        if topic is not None:
+            self._nsqd.notify("message_expired", topic, (self, msg))
+
     # -- the timer ------------------------------------------------------------------
 
     def _arm(self, at: float) -> None:
@@ -542,7 +619,10 @@ class Channel:
             owner = self.clients.get(msg.client_id)
             if owner is not None:
                 owner.timed_out_message()
-            self._put_back(msg)
+            if self.max_attempts and msg.attempts >= self.max_attempts:
+                self._dead_letter(msg, "timed_out")
+            else:
+                self._put_back(msg)
         dq = self._deferred_pq
         while dq and dq[0][0] <= now:
             _, token, msg = heapq.heappop(dq)

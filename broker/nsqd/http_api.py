@@ -56,6 +56,7 @@ from broker.nsqd.stats import StatsQuery, go_duration, stats_json, stats_text
 from broker.nsqd.topic import PublishRefused, Topic
 from broker.version import PACKAGE_VERSION
 from broker.wire import gojson
+from broker.wire.goduration import parse_go_duration_ns
 from broker.wire.gojson import JSONValue
 from broker.wire.gourl import (
     ParsedQuery,
@@ -440,7 +441,12 @@ class NSQDHTTPAPI:
     # -- topics and channels ----------------------------------------------------------
 
     def _create_topic(self, call: _Call) -> _Result:
-        self._topic_from_query(call)
+        params, topic = self._topic_from_query(call)
+        if "ttl" in params:  # beyond nsqd: the topic's message TTL
+            ttl_ms = _ttl_ms(params["ttl"][0])
+            if ttl_ms != topic.ttl_ns // 1_000_000:
+                topic.set_ttl(ttl_ms * 1_000_000)
+                self._nsqd.persist_metadata()
         return None
 
     def _topic_name(self, call: _Call) -> str:
@@ -493,7 +499,14 @@ class NSQDHTTPAPI:
 
     def _create_channel(self, call: _Call) -> _Result:
         topic, name = self._topic_channel(call)
-        topic.get_channel(name)
+        params = call.params()
+        letter = None
+        if "max_attempts" in params or "dead_letter_topic" in params:  # beyond nsqd: dead letters
+            letter = _dead_letter_args(params, topic.name)
+        channel = topic.get_channel(name)
+        if letter is not None and letter != (channel.max_attempts, channel.dead_letter_topic):
+            channel.set_dead_letter(*letter)
+            self._nsqd.persist_metadata()
         return None
 
     def _delete_channel(self, call: _Call) -> _Result:
@@ -666,6 +679,35 @@ def _parse_int64(text: str) -> int | None:
         return None
     value = int(text)
     return value if -(1 << 63) <= value <= _MAX_INT64 else None
+
+
+def _ttl_ms(text: str) -> int:
+    """``ttl``: milliseconds, or a Go duration (``90s``, ``1h``); 0 turns the TTL off."""
+    ms = _parse_int64(text)
+    if ms is None:
+        try:
+            ms = parse_go_duration_ns(text) // 1_000_000
+        except ValueError:
+            raise APIError(400, "INVALID_TTL") from None
+    if ms < 0:
+        raise APIError(400, "INVALID_TTL")
+    return ms
+
+
+def _dead_letter_args(params: dict[str, list[str]], topic: str) -> tuple[int, str]:
+    """``max_attempts`` (1..65535, or 0 to turn it off) and ``dead_letter_topic`` (a valid name, another topic)."""
+    text = _first(params, "max_attempts") or "0"
+    attempts = _parse_int64(text)
+    if attempts is None or not 0 <= attempts <= 65535:
+        raise APIError(400, "INVALID_MAX_ATTEMPTS")
+    if attempts == 0:
+        return 0, ""
+    target = _first(params, "dead_letter_topic")
+    if not target:
+        raise APIError(400, "MISSING_ARG_DEAD_LETTER_TOPIC")
+    if not is_valid_topic_name(target) or target == topic:
+        raise APIError(400, "INVALID_DEAD_LETTER_TOPIC")
+    return attempts, target
 
 
 def _defer_ns(text: str, max_ns: int) -> int:

@@ -66,6 +66,10 @@ class TopicMeta:
     # Deferred records each channel left in its disk queue at a clean exit (additive
     # ``"deferred"`` key, written only then; absent after a crash, see Channel.restore_deferred).
     deferred: dict[str, int] = field(default_factory=dict)
+    # Beyond nsqd, additive keys written only when set: the topic's ``ttl_ms``, and each
+    # channel's ``max_attempts`` and ``dead_letter_topic``.
+    ttl_ms: int = 0
+    dead_letters: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,11 +85,18 @@ class Loaded:
 def _document(topics: list[TopicMeta], version: str) -> dict[str, Any]:
     return {
         "topics": [
-            {"channels": [_channel_doc(t, n, p) for n, p in t.channels], "name": t.name, "paused": t.paused}
+            _topic_doc(t)
             for t in topics
         ],
         "version": version,
     }
+
+
+def _topic_doc(topic: TopicMeta) -> dict[str, Any]:
+    doc: dict[str, Any] = {"channels": [_channel_doc(topic, n, p) for n, p in topic.channels], "name": topic.name, "paused": topic.paused}
+    if topic.ttl_ms:
+        doc["ttl_ms"] = topic.ttl_ms
+    return doc
 
 
 def _channel_doc(topic: TopicMeta, name: str, paused: bool) -> dict[str, Any]:
@@ -93,6 +104,8 @@ def _channel_doc(topic: TopicMeta, name: str, paused: bool) -> dict[str, Any]:
     deferred = topic.deferred.get(name, 0)
     if deferred:
         doc["deferred"] = deferred
+    if name in topic.dead_letters:
+        doc["max_attempts"], doc["dead_letter_topic"] = topic.dead_letters[name]
     return doc
 
 
@@ -114,7 +127,9 @@ def decode(raw: bytes) -> list[TopicMeta]:
             docs = t.get("channels") or []
             channels = [(str(c["name"]), bool(c.get("paused", False))) for c in docs]
             deferred = {str(c["name"]): int(c["deferred"]) for c in docs if int(c.get("deferred") or 0) > 0}
-            topics.append(TopicMeta(str(t["name"]), bool(t.get("paused", False)), channels, deferred))
+            letters = {str(c["name"]): (int(c["max_attempts"]), str(c["dead_letter_topic"])) for c in docs if c.get("max_attempts")}
+            ttl_ms = int(t.get("ttl_ms") or 0)
+            topics.append(TopicMeta(str(t["name"]), bool(t.get("paused", False)), channels, deferred, ttl_ms, letters))
         checksum = doc.get("checksum")
         version = doc.get("version")
     except (ValueError, TypeError, KeyError, AttributeError) as exc:

@@ -65,6 +65,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "nsq_channel_timed_out_total": ("counter", "Messages requeued because their msg_timeout passed (/stats timeout_count)."),
     "nsq_channel_clients": ("gauge", "Consumers subscribed to the channel."),
     "nsq_channel_paused": ("gauge", "1 while the channel is paused."),
+    "nsq_channel_dead_lettered_total": ("counter", "Messages moved to the dead-letter topic after max_attempts (beyond nsqd; channels with max_attempts)."),
+    "nsq_channel_expired_total": ("counter", "Messages dropped undelivered past the topic's TTL (beyond nsqd; topics with a ttl)."),
     "nsq_channel_e2e_processing_latency_seconds": ("gauge", "Percentiles of publish-to-FIN latency over the window (--e2e-processing-latency-percentile)."),
     "nsq_channel_e2e_processing_latency_samples": ("gauge", "FINs in the end-to-end latency window."),
     "nsq_channel_disk_unsynced": ("gauge", "Messages put to the channel's disk queue that no fsync covers yet."),
@@ -169,6 +171,10 @@ def prometheus_text(nsqd: NSQD) -> bytes:
             cl = (*tl, ("channel", str(c["channel_name"])))
             for key, suffix in _CHANNEL.items():
                 add(f"nsq_channel_{suffix}", cl, c[key])
+            if "dead_lettered_count" in c:
+                add("nsq_channel_dead_lettered_total", cl, c["dead_lettered_count"])
+            if "expired_count" in c:
+                add("nsq_channel_expired_total", cl, c["expired_count"])
             _e2e(add, "nsq_channel", cl, c["e2e_processing_latency"])
             _disk(add, "nsq_channel", cl, c.get("disk"))
             for client in _objects(c["clients"]):

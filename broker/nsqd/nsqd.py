@@ -164,7 +164,9 @@ class NSQD:
                 continue
             channels = [c for c in t.channels.values() if not c.ephemeral]
             deferred = {c.name: c.deferred_on_disk for c in channels if c.deferred_on_disk} if final else {}
-            topics.append(metadata.TopicMeta(t.name, t.paused, [(c.name, c.paused) for c in channels], deferred))
+            letters = {c.name: (c.max_attempts, c.dead_letter_topic) for c in channels if c.max_attempts}
+            meta = metadata.TopicMeta(t.name, t.paused, [(c.name, c.paused) for c in channels], deferred, t.ttl_ns // 1_000_000, letters)
+            topics.append(meta)
         try:
             metadata.save(self.fs, self.opts.data_path, topics, self.version)
         except OSError as exc:
@@ -246,10 +248,13 @@ class NSQD:
                 topic = self.get_topic(meta.name)
                 # Paused first: a paused topic keeps what it holds when its first channel appears.
                 topic.paused = meta.paused
+                topic.set_ttl(meta.ttl_ms * 1_000_000)
                 for name, paused in meta.channels:
                     channel = topic.get_channel(name)
                     channel.paused = paused
                     channel.restore_deferred(meta.deferred.get(name, 0))
+                    if name in meta.dead_letters:
+                        channel.set_dead_letter(*meta.dead_letters[name])
         finally:
             self._loading = False
         if loaded.problems or loaded.recovered:

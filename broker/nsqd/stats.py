@@ -139,7 +139,7 @@ def stats_json(nsqd: NSQD, q: StatsQuery) -> dict[str, JSONValue]:
 
 
 def _topic_json(t: Topic, channels: list[_ChannelSnap], topic_filter: str) -> dict[str, JSONValue]:
-    return {
+    out: dict[str, JSONValue] = {
         "topic_name": t.name,
         "channels": [_channel_json(c, clients, topic_filter) for c, clients in channels],
         "depth": t.depth(),
@@ -150,13 +150,18 @@ def _topic_json(t: Topic, channels: list[_ChannelSnap], topic_filter: str) -> di
         "e2e_processing_latency": _e2e_json(_topic_e2e(t)),
         "disk": {k: v for k, v in durability_stats(t.backend).items()},  # beyond nsqd: additive
     }
+    expired = t.expired_count()
+    if t.ttl_ns or expired:  # beyond nsqd, only where it is used: a Go deployment sees nsqd's shape
+        out["ttl_ms"] = t.ttl_ns // 1_000_000
+        out["expired_count"] = expired
+    return out
 
 
 def _channel_json(c: Channel, clients: list[ClientV2] | None, topic_filter: str) -> dict[str, JSONValue]:
     clients_json: JSONValue = None
     if clients is not None:
         clients_json = [_client_json(client, topic_filter) for client in clients]
-    return {
+    out: dict[str, JSONValue] = {
         "channel_name": c.name,
         "depth": c.depth(),
         "backend_depth": c.backend.depth(),
@@ -171,6 +176,14 @@ def _channel_json(c: Channel, clients: list[ClientV2] | None, topic_filter: str)
         "e2e_processing_latency": _e2e_json(_channel_e2e(c)),
         "disk": {k: v for k, v in durability_stats(c.backend).items()},  # beyond nsqd: additive
     }
+    # beyond nsqd, only where it is used (see _topic_json)
+    if c.max_attempts or c.dead_lettered_count:
+        out["max_attempts"] = c.max_attempts
+        out["dead_letter_topic"] = c.dead_letter_topic
+        out["dead_lettered_count"] = c.dead_lettered_count
+    if c.ttl_ns or c.expired_count:
+        out["expired_count"] = c.expired_count
+    return out
 
 
 def _client_json(c: ClientV2, topic_filter: str) -> dict[str, JSONValue]:

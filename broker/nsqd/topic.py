@@ -64,9 +64,25 @@ class Topic:
         self._durable_publish = nsqd.opts.durable_publish and is_durable(backend)
         self._mem_queue_size = 0 if self._durable_publish else nsqd.opts.mem_queue_size
         self._on_empty = on_empty  # an ephemeral topic's last channel went away
+        self.ttl_ns = 0  # beyond nsqd: messages older than this are dropped, not delivered (0: never)
 
     def depth(self) -> int:
         return len(self.memory) + self.backend.depth()
+
+    def set_ttl(self, ttl_ns: int) -> None:
+        """A message older than ``ttl_ns`` (since its publish) is dropped by each channel, never delivered."""
+        self.ttl_ns = max(0, ttl_ns)
+        for channel in self.channels.values():
+            channel.ttl_ns = self.ttl_ns
+
+    def expired_count(self) -> int:
+        return sum(c.expired_count for c in self.channels.values())
+
+    def durable_queues(self) -> list[BackendQueue]:
+        """The disk queues a message put now would be written to (its channels', or the topic's own)."""
+        if self._fan and not self.paused:
+            return [c.backend for c in self._fan if is_durable(c.backend)]
+        return [self.backend] if is_durable(self.backend) else []
 
     def new_message(self, body: bytes, deferred: float = 0.0) -> Message:
         """The message for one PUB/DPUB; the same as ``new_messages([body])[0]``."""
@@ -89,6 +105,7 @@ class Topic:
         if channel is not None:
             return channel
         channel = Channel(self.name, name, self._nsqd, self._nsqd.new_backend(self.name, name), self._channel_empty)
+        channel.ttl_ns = self.ttl_ns
         self.channels[name] = channel
         self._fan = tuple(self.channels.values())
         self._nsqd.notify("channel_created", self, channel)

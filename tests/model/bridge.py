@@ -122,7 +122,8 @@ class Pair:
         chans: list[object] = []
         for name in self.cfg.channels:
             ch = topic.channels.get(name) if topic is not None else None
-            chans.append(None if ch is None else (ch.paused, ch.depth(), len(ch.in_flight), len(ch.deferred)))
+            # raw queue lengths: /stats's depth leaves out deferred records on disk (deferred_count has them)
+            chans.append(None if ch is None else (ch.paused, len(ch.memory) + ch.backend.depth(), len(ch.in_flight), len(ch.deferred)))
         return (None if topic is None else topic.depth(), tuple(chans), tuple(self.connected(k) for k in range(len(self.clients))))
 
     def _model_view(self, s: State) -> tuple[object, ...]:

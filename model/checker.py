@@ -34,6 +34,8 @@ guarantees (docs/guarantees.md), seen from the clients:
   loss                  event shows its record was fsynced
   no_disk               the node keeps messages only in memory: any stop loses them
   disk_corruption       a bit flipped on the node's disk after the publish
+  expired               the topic has a TTL (beyond nsqd): an undelivered message may
+                        have outlived it
   ====================  ===============================================================
 
   A stop counts from the publish being *sent*: nsqd may have taken the message
@@ -83,6 +85,21 @@ guarantees (docs/guarantees.md), seen from the clients:
   passed since it was sent, even across crashes; a REQ's delay is kept,
   across a clean restart too (if the REQ arrived, as for a FIN: the stop
   held the message as deferred), unless a crash undid it.
+* **Beyond nsqd: dead letters.**  On a channel with server-side max attempts
+  N (``channel_options``) no delivery has more than N attempts
+  (``over_attempts``, excused only by a disk fault on the node, after which a
+  refused envelope requeues the message); a ``dead_letter`` names a message
+  the channel delivered at some time (``dead_letter_phantom``; a cut may hold
+  a delivery until after its dead letter) after N attempts
+  (``dead_letter_early``); and a message whose last delivery had N attempts
+  and was not finished (REQ, no answer, a refused FIN) reaches the
+  dead-letter topic's reader (``dead_letter_lost``) unless it is still
+  queued there at the end, or a crash of a default-mode node, a disk fault
+  or a bit flip came after that delivery.
+* **Beyond nsqd: TTL.**  On a topic with a TTL (``topic_options``) no
+  delivery arrives later than ``_TTL_SLACK`` after the message's timestamp
+  plus the TTL (``late``), unless a cut between consumer and nsqd healed in
+  between (it may have held the delivery).
 * **Every node comes back.**  In a simulated run (one with ``load_end``,
   after which every fault ends), an nsqd that ended and never started again
   is ``node_down``: what its disk holds would otherwise pass for a crash's loss.
@@ -106,6 +123,7 @@ __all__ = ["Outcome", "Verdict", "check"]
 
 _EPS = 1e-9
 _MAX_LISTED = 20
+_TTL_SLACK = 1.0  # seconds a delivery may spend in the network (latency and queueing; cuts aside)
 
 
 @dataclass
@@ -223,6 +241,7 @@ class _Judge:
                 if last_start is None or ends[-1][0] > last_start:
                     self.v.violate(f"node_down: {nsqd} ended at {ends[-1][0][0]:.6f} and never started again")
         self.judge()
+        self.judge_dead_letters()
         return self.v
 
     # -- channels -----------------------------------------------------------------------
@@ -317,7 +336,9 @@ class _Judge:
         sent, first = p.at[0], ds[0].at[0]
         if p.defer_ms and first + _EPS < sent + p.defer_ms / 1000:
             return self.outcome(o, f"early: {key} deferred {p.defer_ms}ms at {sent:.6f}, delivered at {first:.6f}")
-        problem = ""
+        problem = self.beyond_nsqd(nsqd, topic, channel, key, ds)
+        if problem:
+            return self.outcome(o, problem)
         story = _Story(nsqd, f"{topic}/{channel}", f"{key} on {nsqd}/{channel}", p.at, self.h.answers.get((nsqd, channel, key), []))
         for prev, cur in pairwise(ds):
             cause, problem = self.redelivery(story, prev, cur)
@@ -325,6 +346,78 @@ class _Judge:
             if problem:
                 break
         self.outcome(o, problem)
+
+    def beyond_nsqd(self, nsqd: str, topic: str, channel: str, key: str, ds: list[Delivery]) -> str:
+        """A violation of max attempts or TTL by these deliveries, or ""."""
+        h = self.h
+        limit = h.max_attempts.get((nsqd, topic, channel))
+        if limit is not None and limit[0]:
+            over = next((d for d in ds if d.attempts > limit[0]), None)
+            if over is not None and not any(at <= over.at for at in h.disk_faults.get(nsqd, [])):
+                return f"over_attempts: {key} on {nsqd}/{channel} delivered with attempts {over.attempts} at {over.at[0]:.6f}, max_attempts {limit[0]}"
+        ttl = h.ttl.get((nsqd, topic))
+        if ttl:
+            for d in ds:
+                if d.published is None:
+                    continue
+                expiry = d.published + ttl
+                if d.at[0] > expiry + _TTL_SLACK and not between(h.heals.get((d.consumer, nsqd), []), (expiry, 0), d.at):
+                    return f"late: {key} on {nsqd}/{channel} stamped {d.published:.6f}, ttl {ttl}s, delivered at {d.at[0]:.6f}"
+        return ""
+
+    def judge_dead_letters(self) -> None:
+        h = self.h
+        for (nsqd, channel, key), letters in sorted(h.dead_letters.items()):
+            p = h.pubs.get(key)
+            topic = p.topic if p else h.delivery_topic.get((nsqd, channel, key), "")
+            ds = h.deliveries.get((nsqd, channel, key), [])
+            limit = h.max_attempts.get((nsqd, topic, channel), (0, ""))[0]
+            first = letters[0]
+            # (a delivery held at a cut may arrive after the dead letter it led to)
+            if not ds:
+                self.v.violate(f"dead_letter_phantom: {key} of {nsqd}/{channel} dead-lettered at {first.at[0]:.6f}, never delivered")
+            elif any(letter.attempts < limit for letter in letters):
+                self.v.violate(f"dead_letter_early: {key} of {nsqd}/{channel} dead-lettered after {min(x.attempts for x in letters)} attempts, max_attempts {limit}")
+        for (nsqd, topic, channel), (limit, target) in sorted(h.max_attempts.items()):
+            if not limit or not self.channels.get((nsqd, target)):
+                continue  # no reader of the dead-letter topic on this node: nothing to see
+            waiting = sum(left for (n, t, _), left in h.final.items() if n == nsqd and t == target)
+            owed: list[tuple[At, str, Delivery]] = []
+            for (n, c, key), ds in h.deliveries.items():
+                if n != nsqd or c != channel or h.delivery_topic.get((n, c, key), topic) != topic or h.dead_letters.get((n, c, key)):
+                    continue
+                last = ds[-1]
+                if last.attempts >= limit and self.dead_letter_owed(nsqd, channel, key, last) and not self.dead_letter_excused(nsqd, last):
+                    owed.append((last.at, key, last))
+            # Still held at the end, by the channel (in flight, its timeout not reached) or
+            # by the dead-letter topic's readers: the newest ones are pending, as for losses.
+            owed.sort()
+            left = h.final.get((nsqd, topic, channel), 0) + waiting
+            for _, key, last in owed[: max(0, len(owed) - left)]:
+                self.v.violate(
+                    f"dead_letter_lost: {key} on {nsqd}/{channel} delivered with attempts {last.attempts} at {last.at[0]:.6f},"
+                    f" not finished, never reached {target}"
+                )
+
+    def dead_letter_owed(self, nsqd: str, channel: str, key: str, last: Delivery) -> bool:
+        """Whether nsqd took the last delivery back (REQ, timeout): a FIN that may have landed owes nothing.
+
+        Any FIN the consumer sent after it, and nsqd did not refuse, may have finished it
+        (after a stall a consumer answers every delivery it held at once, in any order)."""
+        answers = self.h.answers.get((nsqd, channel, key), [])
+        after = [a for a in answers if a.at >= last.at and a.consumer == last.consumer and a.kind == "fin"]
+        return not any(not self.h.was_refused(nsqd, answers, a, last) for a in after)
+
+    def dead_letter_excused(self, nsqd: str, last: Delivery) -> bool:
+        h = self.h
+        # From when it may have been sent: its connection's SUB (a cut can hold a delivery
+        # and hand it over after the life that sent it died).
+        sub = h.connected(last.consumer, nsqd, last.at)
+        since = min(sub, last.at) if sub is not None else last.at
+        if any(at >= since for at in h.disk_faults.get(nsqd, [])):
+            return True
+        mode = h.node(nsqd).mode
+        return mode in ("default", "memory") and any(at >= since and what != "stop" for at, what in h.faults.get(nsqd, []))
 
     def redelivery(self, m: _Story, prev: Delivery, cur: Delivery) -> tuple[str, str]:
         """(cause, violation or "") for the delivery ``cur`` after ``prev``."""
@@ -412,6 +505,8 @@ class _Judge:
             return "sampled_out"
         if any(at >= p.at for at in self.h.flips.get(p.nsqd, [])):
             return "disk_corruption"
+        if self.h.ttl.get((p.nsqd, p.topic)):
+            return "expired"
         node = self.h.node(p.nsqd)
         for at, what in self.h.faults.get(p.nsqd, []):
             if at < p.at:

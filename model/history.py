@@ -75,6 +75,16 @@ Types and their fields
                        in that queue (optional; tightens the loss rules)
 ``final``              nsqd, topic, channel, depth, in_flight, deferred: the
                        channel at the end, as /stats shows it
+``channel_options``    nsqd, topic, channel, max_attempts, dead_letter_topic:
+                       the channel's server-side max attempts (beyond nsqd)
+``topic_options``      nsqd, topic, ttl (seconds): the topic's message TTL
+                       (beyond nsqd); its ``deliver`` events then carry
+                       ``published``, nsqd's timestamp of the message (seconds
+                       on the history's clock)
+``dead_letter``        consumer, nsqd, topic, channel, key, id, attempts,
+                       reason: a consumer of a dead-letter topic read the
+                       envelope of message ``key`` of ``topic/channel``
+``disk_fault``         (any ``fault``) the node's disk failed writes or fsyncs
 ``end``                the last event
 =====================  ======================================================
 """
@@ -87,7 +97,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Answer", "At", "Delivery", "Event", "Life", "NodeSettings", "Publish", "Timeline", "between", "events"]
+__all__ = ["Answer", "At", "DeadLetter", "Delivery", "Event", "Life", "NodeSettings", "Publish", "Timeline", "between", "events"]
 
 
 @dataclass(frozen=True)
@@ -201,6 +211,16 @@ class Delivery:
     consumer: str
     attempts: int
     id: str
+    published: float | None = None  # nsqd's timestamp of the message, where the topic has a TTL
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A consumer of a dead-letter topic read the envelope of one message."""
+
+    at: At
+    attempts: int
+    reason: str
 
 
 @dataclass(slots=True)
@@ -256,6 +276,11 @@ class Timeline:
         self.fsynced: dict[tuple[str, str, str, str], At] = {}  # (nsqd, topic, channel, key) -> first known
         self.flips: dict[str, list[At]] = defaultdict(list)  # nsqd -> bits flipped on its disk
         self.final: dict[tuple[str, str, str], int] = {}  # (nsqd, topic, channel) -> messages left at the end
+        # beyond nsqd: (nsqd, topic, channel) -> (max attempts, dead-letter topic); (nsqd, topic) -> TTL
+        self.max_attempts: dict[tuple[str, str, str], tuple[int, str]] = {}
+        self.ttl: dict[tuple[str, str], float] = {}
+        self.dead_letters: dict[tuple[str, str, str], list[DeadLetter]] = defaultdict(list)  # (nsqd, channel, key)
+        self.disk_faults: dict[str, list[At]] = defaultdict(list)  # nsqd -> any disk fault
         self.end: At = (0.0, 0)
         self.load_end: At | None = None  # a simulated run's quiesce: every fault ends, every node restarts
         self._read(history)
@@ -275,7 +300,7 @@ class Timeline:
                 key = e.get("key") or mid
                 id_key[mid] = key
                 where = (e["nsqd"], e["channel"], key)
-                self.deliveries[where].append(Delivery(at, e["consumer"], e.get("attempts", 0), mid))
+                self.deliveries[where].append(Delivery(at, e["consumer"], e.get("attempts", 0), mid, e.get("published")))
                 if e.get("topic"):
                     self.delivery_topic[where] = e["topic"]
             elif kind in _ANSWERS:
@@ -338,8 +363,17 @@ class Timeline:
         elif kind == "fsync":
             for key in e.get("keys", ()):
                 self.fsynced.setdefault((nsqd, e.get("topic", ""), e.get("channel", ""), str(key)), at)
-        elif kind == "disk_fault" and e.get("fault") == "bitflip" and e.get("where", ()) is not None:
-            self.flips[nsqd].append(at)
+        elif kind == "disk_fault":
+            self.disk_faults[nsqd].append(at)
+            if e.get("fault") == "bitflip" and e.get("where", ()) is not None:
+                self.flips[nsqd].append(at)
+        elif kind == "channel_options":
+            self.max_attempts[(nsqd, e["topic"], e["channel"])] = (int(e.get("max_attempts", 0)), str(e.get("dead_letter_topic", "")))
+        elif kind == "topic_options":
+            self.ttl[(nsqd, e["topic"])] = float(e.get("ttl", 0))
+        elif kind == "dead_letter":
+            letter = DeadLetter(at, int(e.get("attempts", 0)), str(e.get("reason", "")))
+            self.dead_letters[(nsqd, e["channel"], e["key"])].append(letter)
         elif kind == "exception":
             self.exceptions.append(str(e.get("error", "")))
         elif kind == "final":
@@ -396,6 +430,24 @@ class Timeline:
 
     def was_refused(self, nsqd: str, answers: list[Answer], a: Answer, d: Delivery) -> bool:
         """Whether nsqd refused ``a`` (E_FIN_FAILED ...): the error came back before the
-        consumer's next answer about the same message."""
-        until = next((b.at for b in answers if b.at > a.at and b.consumer == a.consumer), self.end)
-        return between(self.refused.get((a.consumer, nsqd, a.id or d.id, a.kind), []), a.at, until)
+        consumer's next answer about the same message.
+
+        Answers of one kind and id sent together (two deliveries of one message to one
+        consumer, the first timed out, answered at once after a stall) get their
+        errors after all of them; nsqd takes at most the first and refuses the rest, so
+        with k errors the last k of the run are the refused ones."""
+        same = [b for b in answers if b.consumer == a.consumer]
+        i = next((j for j, b in enumerate(same) if b is a), None)
+        if i is None:
+            until = next((b.at for b in answers if b.at > a.at and b.consumer == a.consumer), self.end)
+            return between(self.refused.get((a.consumer, nsqd, a.id or d.id, a.kind), []), a.at, until)
+        lo = hi = i
+        run = (a.kind, a.id, a.at[0])  # answers sent together, in one batch
+        while lo > 0 and (same[lo - 1].kind, same[lo - 1].id, same[lo - 1].at[0]) == run:
+            lo -= 1
+        while hi + 1 < len(same) and (same[hi + 1].kind, same[hi + 1].id, same[hi + 1].at[0]) == run:
+            hi += 1
+        until = same[hi + 1].at if hi + 1 < len(same) else self.end
+        errors = self.refused.get((a.consumer, nsqd, a.id or d.id, a.kind), [])
+        count = bisect.bisect_right(errors, until) - bisect.bisect_left(errors, same[lo].at)
+        return count > 0 and i > hi - count

@@ -101,7 +101,10 @@ class Cluster:
             nsqds = list(c.nsqd) or cfg.nsqd.hosts()
             for host in c.hosts():
                 rng, client_rng = self.seeds.stream(host), self.seeds.stream(f"{host}/client")
-                self.consumers.append(Consumer(host, c, nsqds, lookupd_http, self.net, self.clock, rng, client_rng, self.history))
+                published = c.topic in cfg.topic_ttls()
+                self.consumers.append(
+                    Consumer(host, c, nsqds, lookupd_http, self.net, self.clock, rng, client_rng, self.history, published)
+                )
         self.consumers_by_name = {c.host: c for c in self.consumers}
 
         self.fault_model = faults if faults is not None else cfg.faults
@@ -153,6 +156,32 @@ class Cluster:
         self.lookupd_nodes[host].start()
         self.history.record("lookupd_start", host=host)
 
+    def _operate(self) -> None:
+        """What an operator sets up before the load (beyond nsqd): topic TTLs, dead-letter channels.
+
+        Through the same core calls as nsqd's HTTP API; nsqd.dat keeps them across restarts.
+        """
+        cfg = self.cfg
+        record = self.history.record
+        for host, node in self.nsqd_nodes.items():
+            nsqd = node.nsqd
+            assert nsqd is not None
+            for topic, ttl in cfg.topic_ttls().items():
+                nsqd.get_topic(topic).set_ttl(round(ttl * 1e9))
+                record("topic_options", nsqd=host, topic=topic, ttl=ttl)
+            for c in cfg.consumers:
+                if c.dead_letter_attempts:
+                    nsqd.get_topic(c.topic).get_channel(c.channel).set_dead_letter(c.dead_letter_attempts, c.dead_letter_topic)
+                    record("channel_created", nsqd=host, topic=c.topic, channel=c.channel)
+                    record(
+                        "channel_options", nsqd=host, topic=c.topic, channel=c.channel,
+                        max_attempts=c.dead_letter_attempts, dead_letter_topic=c.dead_letter_topic,
+                    )
+                if c.envelopes:
+                    nsqd.get_topic(c.topic).get_channel(c.channel)
+                    record("channel_created", nsqd=host, topic=c.topic, channel=c.channel)
+            nsqd.persist_metadata()
+
     # -- the run -----------------------------------------------------------------------------
 
     def run(self) -> RunResult:
@@ -185,6 +214,7 @@ class Cluster:
             lnode.start()
         for node in self.nsqd_nodes.values():
             node.start()
+        self._operate()
         for consumer in self.consumers:
             consumer.start()
         load_end = cfg.warmup + cfg.duration

@@ -168,6 +168,7 @@ class ProducerConfig:
     max_reconnect_delay: float = 8.0  # ... doubling up to this
     read_timeout: float = 60.0  # go-nsq's default ReadTimeout
     heartbeat_interval: float = 30.0
+    ttl: float = 0.0  # beyond nsqd: the topic's message TTL in seconds, set by an operator at start; 0: none
 
     def hosts(self) -> list[str]:
         return [f"{self.name}-{i}" for i in range(self.count)]
@@ -208,6 +209,11 @@ class ConsumerConfig:
     reconnect_delay: float = 1.0
     max_reconnect_delay: float = 8.0
     restart_after: float = 2.0  # a crashed consumer process comes back after this
+    # Beyond nsqd: the channel's server-side max attempts and dead-letter topic, set by an
+    # operator before the load (0: none); and whether this consumer reads dead-letter envelopes.
+    dead_letter_attempts: int = 0
+    dead_letter_topic: str = ""
+    envelopes: bool = False
 
     def hosts(self) -> list[str]:
         return [f"{self.name}-{i}" for i in range(self.count)]
@@ -239,6 +245,10 @@ class ClusterConfig:
         for c in self.consumers:
             out += c.hosts()
         return out
+
+    def topic_ttls(self) -> dict[str, float]:
+        """The TTL an operator gives each topic before the load (beyond nsqd), from its producers."""
+        return {p.topic: p.ttl for p in self.producers if p.ttl > 0}
 
 
 # -- reading ----------------------------------------------------------------------------
@@ -361,8 +371,11 @@ def _producer(raw: object, i: int) -> ProducerConfig:
         max_reconnect_delay=t.seconds("max_reconnect_delay", d.max_reconnect_delay),
         read_timeout=t.seconds("read_timeout", d.read_timeout),
         heartbeat_interval=t.seconds("heartbeat_interval", d.heartbeat_interval),
+        ttl=t.seconds("ttl", d.ttl),
     )
     t.done()
+    if cfg.ttl < 0:
+        raise ConfigError(f"[[producers]] #{i}: ttl must be >= 0")
     return cfg
 
 
@@ -382,6 +395,12 @@ def _consumer(raw: object, i: int) -> ConsumerConfig:
     b.done()
     if sum(behaviour.weights()) <= 0 or min(behaviour.weights()) < 0:
         raise ConfigError(f"[[consumers]] #{i}: behaviour weights must be >= 0 and not all 0")
+    dl = t.table("dead_letter")
+    dead_letter_attempts = dl.integer("max_attempts", 0)
+    dead_letter_topic = dl.text("topic", "")
+    dl.done()
+    if dead_letter_attempts < 0 or bool(dead_letter_attempts) != bool(dead_letter_topic):
+        raise ConfigError(f"[[consumers]] #{i}: dead_letter needs max_attempts >= 1 and a topic")
     cfg = ConsumerConfig(
         name=t.text("name", f"consumer{i}" if i else "consumer"),
         count=t.integer("count", d.count),
@@ -403,6 +422,9 @@ def _consumer(raw: object, i: int) -> ConsumerConfig:
         reconnect_delay=t.seconds("reconnect_delay", d.reconnect_delay),
         max_reconnect_delay=t.seconds("max_reconnect_delay", d.max_reconnect_delay),
         restart_after=t.seconds("restart_after", d.restart_after),
+        dead_letter_attempts=dead_letter_attempts,
+        dead_letter_topic=dead_letter_topic,
+        envelopes=t.boolean("envelopes", d.envelopes),
     )
     t.done()
     return cfg
@@ -416,6 +438,10 @@ def _check_options(options: Mapping[str, object], where: str, known: object) -> 
 
 
 def _validate(cfg: ClusterConfig) -> None:
+    ttls = cfg.topic_ttls()
+    for p in cfg.producers:
+        if p.topic in ttls and p.ttl != ttls[p.topic]:
+            raise ConfigError(f"producers of topic {p.topic} give it different ttls")
     if cfg.duration <= 0 or cfg.drain < 0:
         raise ConfigError("duration must be > 0 and drain >= 0")
     if cfg.nsqd.count < 1:

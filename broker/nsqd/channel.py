@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["Channel", "Consumer"]
 
 _COMPACT_MIN = 1024
+_NO_LIMIT = 1 << 62  # attempts never reach it: max_attempts off
 
 
 class Consumer(Protocol):
@@ -352,6 +353,7 @@ class Channel:
             token = self._token
             ttl = self.ttl_ns
             expire_before = self._clock.wall_ns() - ttl if ttl else 0
+            limit = self.max_attempts or _NO_LIMIT
             # Putting a message in flight is written out here and in _dispatch_round_robin
             # rather than called: this loop runs once per message delivered.
             while room > 0:
@@ -366,6 +368,10 @@ class Channel:
                     msg = got
                 if msg.timestamp < expire_before:
                     self._expire(msg)
+                    continue
+                if msg.attempts >= limit:
+                    # in flight and unanswered at a clean exit: its last attempt never came back
+                    self._dead_letter(msg, "timed_out")
                     continue
                 if rate > 0 and self._rand.randrange(100) > rate:
                     continue  # sampled out: consumed without delivery, as nsqd does
@@ -396,6 +402,7 @@ class Channel:
         now = self._clock.now()
         ttl = self.ttl_ns
         expire_before = self._clock.wall_ns() - ttl if ttl else 0
+        limit = self.max_attempts or _NO_LIMIT
         rr = self._rr % n
         try:
             while memory or backend.depth():
@@ -418,6 +425,9 @@ class Channel:
                     msg = got
                 if msg.timestamp < expire_before:
                     self._expire(msg)
+                    continue
+                if msg.attempts >= limit:
+                    self._dead_letter(msg, "timed_out")  # as in _dispatch_to_one
                     continue
                 rate = client.sample_rate
                 if rate > 0 and self._rand.randrange(100) > rate:

@@ -31,7 +31,8 @@ from broker.client.conn import ConnState, NSQConnection
 from broker.client.consumer import ConsumerCore
 from broker.client.errors import NSQError
 from broker.client.message import Message
-from nsqsim.clock import Life, SimClock
+from broker.nsqd.deadletter import decode_envelope
+from nsqsim.clock import EPOCH_NS, Life, SimClock
 from nsqsim.config import NSQD_TCP_PORT, ConsumerConfig
 from nsqsim.network import SimNetwork
 from nsqsim.workload.process import ClientProcess, error_text, host_of, message_key
@@ -58,9 +59,12 @@ class Consumer(ClientProcess):
         rng: random.Random,
         client_rng: random.Random,
         history: History,
+        record_published: bool = False,
     ) -> None:
         super().__init__(host, net, clock)
         self.cfg = cfg
+        # The topic has a TTL: each delivery says when nsqd stamped the message (run seconds).
+        self.record_published = record_published
         self.nsqd_hosts = nsqd_hosts  # the fixed list, for direct discovery
         self.lookupd_addresses = lookupd_addresses  # "host:port" of each nsqlookupd's HTTP API
         self.rng = rng  # the handler's draws
@@ -191,24 +195,42 @@ class Consumer(ClientProcess):
         key = message_key(msg.body)
         mid = msg.id.decode("ascii", "replace")
         cfg = self.cfg
-        self.history.events.append(  # record(), inlined: this runs per delivery
-            {
-                "t": self.clock.now(),
-                "type": "deliver",
-                "consumer": self.host,
-                "nsqd": nsqd,
-                "topic": cfg.topic,
-                "channel": cfg.channel,
-                "key": key,
-                "id": mid,
-                "attempts": msg.attempts,
-            }
-        )
+        event = {  # record(), inlined: this runs per delivery
+            "t": self.clock.now(),
+            "type": "deliver",
+            "consumer": self.host,
+            "nsqd": nsqd,
+            "topic": cfg.topic,
+            "channel": cfg.channel,
+            "key": key,
+            "id": mid,
+            "attempts": msg.attempts,
+        }
+        if self.record_published:
+            event["published"] = (msg.timestamp - EPOCH_NS) / 1e9
+        self.history.events.append(event)
         return conn, nsqd, key, mid
+
+    def _dead_letter(self, msg: Message) -> None:
+        """An envelope from a dead-letter topic: say which message of which channel it carries."""
+        _conn, nsqd = self._conns[msg.nsqd_address]
+        try:
+            letter = decode_envelope(msg.body)
+        except ValueError as exc:
+            self.history.record("error", consumer=self.host, nsqd=nsqd, error=f"dead letter: {exc}")
+        else:
+            self.history.record(
+                "dead_letter", consumer=self.host, nsqd=nsqd, topic=letter.topic, channel=letter.channel,
+                key=message_key(letter.body), id=letter.id.decode("ascii", "replace"), attempts=letter.attempts,
+                reason=letter.reason,
+            )
+        msg.finish()
 
     # -- the handler --------------------------------------------------------------------
 
     def _message(self, msg: Message) -> None:
+        if self.cfg.envelopes:
+            return self._dead_letter(msg)
         conn, nsqd, key, mid = self._delivered(msg)
         cfg = self.cfg
         rng = self.rng

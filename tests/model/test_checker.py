@@ -14,7 +14,7 @@ N = "nsqd-0"
 
 def ev(t: float, type: str, **fields: Any) -> dict[str, Any]:
     fields.setdefault("nsqd", N)
-    if type in ("subscribed", "deliver", "fin", "req", "touch", "channel_created", "channel_deleted", "channel_emptied", "publish", "final"):
+    if type in ("subscribed", "deliver", "fin", "req", "touch", "channel_created", "channel_deleted", "channel_emptied", "publish", "final", "channel_options", "topic_options"):
         fields.setdefault("topic", "t")
     return {"t": t, "type": type, **fields}
 
@@ -363,3 +363,57 @@ def test_a_node_still_down_after_the_load_ended_is_a_violation() -> None:
     assert up.ok, up.violations
     # a hand-written history with no load_end says nothing about the end
     assert verdict(node("default"), sub(0), ev(1, "crash")).ok
+
+
+# -- beyond nsqd: dead letters and TTL -------------------------------------------------
+
+
+def options(max_attempts: int = 2) -> list[dict[str, Any]]:
+    return [
+        ev(0.1, "channel_created", channel="c"),
+        ev(0.1, "channel_options", channel="c", max_attempts=max_attempts, dead_letter_topic="dead"),
+        sub(0.2, channel="r", consumer="dead-0", topic="dead"),
+    ]
+
+
+def letter(t: float, key: str, attempts: int = 2) -> dict[str, Any]:
+    return ev(t, "dead_letter", consumer="dead-0", topic="t", channel="c", key=key, id=f"id-{key}", attempts=attempts, reason="requeued")
+
+
+def test_a_delivery_past_max_attempts_is_a_violation() -> None:
+    v = verdict(node("default"), options(2), sub(0.5), pub(1, "k"), deliver(1.1, "k"), req(1.2, "k"), deliver(1.3, "k", 2), req(1.4, "k"), deliver(1.5, "k", 3), fin(1.6, "k"))
+    assert v.violation_counts() == {"over_attempts": 1}, v.violations
+
+
+def test_a_message_requeued_on_its_last_attempt_must_reach_the_dead_letter_topic() -> None:
+    base = [node("disk-only"), *options(2), sub(0.5), *pub(1, "k"), deliver(1.1, "k"), req(1.2, "k"), deliver(1.3, "k", 2), req(1.4, "k")]
+    assert verdict(base, letter(1.5, "k")).ok
+    assert verdict(base).violation_counts() == {"dead_letter_lost": 1}
+    # still queued in the dead-letter topic at the end: pending, not lost
+    assert verdict(base, ev(9, "final", topic="dead", channel="r", depth=1, in_flight=0, deferred=0)).ok
+    # a default-mode crash after the last delivery may take the envelope from memory;
+    # in disk-only mode the envelope is fsynced before the message is let go
+    crash = [ev(2, "crash", kind="power"), ev(2.5, "start")]
+    assert verdict(node("default"), base[1:], crash).ok
+    assert verdict(base, crash).violation_counts() == {"dead_letter_lost": 1}
+    # a FIN of the last delivery owes nothing
+    assert verdict(base[:-1], fin(1.4, "k")).ok
+
+
+def test_a_dead_letter_must_follow_max_attempts_deliveries_of_the_channel() -> None:
+    phantom = verdict(node("default"), options(2), sub(0.5), pub(1, "k"), letter(1.5, "k"))
+    assert phantom.violation_counts() == {"dead_letter_phantom": 1, "lost": 1}
+    early = verdict(node("default"), options(2), sub(0.5), pub(1, "k"), deliver(1.1, "k"), req(1.2, "k"), letter(1.5, "k", attempts=1))
+    assert early.violation_counts() == {"dead_letter_early": 1}
+
+
+def test_a_delivery_later_than_the_ttl_is_a_violation_unless_a_cut_held_it() -> None:
+    ttl = [node("default"), ev(0.1, "topic_options", ttl=2.0), sub(0.5), *pub(1, "k")]
+    on_time = ev(3.9, "deliver", consumer="c-0", channel="c", key="k", id="id-k", attempts=1, published=1.0)
+    late = ev(4.5, "deliver", consumer="c-0", channel="c", key="k", id="id-k", attempts=1, published=1.0)
+    assert verdict(ttl, on_time).ok
+    assert verdict(ttl, late).violation_counts() == {"late": 1}
+    assert verdict(ttl, ev(4.4, "heal", side_a=["c-0"], side_b=[N]), late).ok
+    # an undelivered message of a TTL topic may have expired
+    v = verdict(ttl)
+    assert v.ok and v.losses_by_rule() == {"expired": 1}

@@ -266,3 +266,18 @@ def test_a_node_crashed_by_a_torn_write_starts_again() -> None:
     assert any(e["type"] == "start" and e["host"] == torn[0]["host"] and e["t"] > torn[0]["t"] for e in events)
     verdict = check(events)
     assert verdict.ok, verdict.violations
+
+
+@pytest.mark.parametrize("seed", [2, 4])
+def test_dead_letters_after_a_clean_restart_and_a_stalled_consumers_answers(seed: int) -> None:
+    # Seed 4 (a broker bug): nsqd-2 restarted cleanly with a "flaky" message in flight on
+    # its last attempt; the exit wrote it back and the restart delivered it a 4th time
+    # (max_attempts 3).  It is dead-lettered at delivery now.  Seed 2 (a checker bug): a
+    # consumer stalled past two deliveries of one message answered both at once; nsqd
+    # took the first FIN and refused the second, and the checker, reading each refusal
+    # as the latest answer's, took the FIN that landed for refused and owed a dead letter.
+    # Replay: nsqsim run --config examples/reference-beyond.toml --seed 4
+    events = run(load_config(str(EXAMPLES / "reference-beyond.toml")), seed).history.events
+    assert any(e["type"] == "dead_letter" for e in events), "no dead letters any more: re-pin"
+    verdict = check(events)
+    assert verdict.ok, verdict.violations

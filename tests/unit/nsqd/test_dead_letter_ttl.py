@@ -211,3 +211,20 @@ def test_disk_only_dead_letters_wait_for_the_envelopes_fsync() -> None:
         again = [m[3] for m in c.messages(c.log) + c.messages()]
         letters = [decode_envelope(m[3]).body for m in reader.messages(reader.log) + reader.messages()]
         assert again + letters, f"seed {seed}: the message and its dead letter are both gone"
+
+
+def test_a_last_attempt_in_flight_at_a_clean_exit_is_dead_lettered_not_delivered_again() -> None:
+    # Found by the simulator (reference-beyond, seed 4): written back at the exit with its
+    # attempts, it came back for attempt max_attempts + 1 after the restart.
+    node = dead_letter_node(max_attempts=1)
+    c = node.consumer("t", "c", rdy=1)
+    node.publish("t", b"unanswered")
+    node.clock.advance(0.3)
+    assert [m[3] for m in c.messages()] == [b"unanswered"]
+    node = node.restart()
+    c = node.consumer("t", "c", rdy=10)
+    reader = node.consumer("dead", "r", rdy=10)
+    node.clock.advance(0.3)
+    assert c.messages(c.log) + c.messages() == []
+    [letter] = [decode_envelope(m[3]) for m in reader.messages(reader.log) + reader.messages()]
+    assert (letter.body, letter.attempts, letter.reason) == (b"unanswered", 1, "timed_out")

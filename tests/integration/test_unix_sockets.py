@@ -270,3 +270,46 @@ def test_nsqlookupd_on_unix_sockets_registers_an_nsqd_and_answers_lookups(
     assert lookupd.stop(signal.SIGTERM) == 0
     assert not lookupd_tcp.exists() and not lookupd_http.exists()
     assert os.listdir(sock_dir) == []
+
+
+@pytest.fixture
+def background() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, *args: str) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"broker.apps.{name}", *args],
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+def test_nsq_to_http_posts_to_an_http_unix_url_and_nsq_to_nsq_relays_over_the_socket(
+    unix_nsqd: Daemon, sock_dir: Path, background: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    tcp_path, http_path = f"{sock_dir}/nsqd.sock", sock_dir / "http.sock"
+    bodies = [b"m%d" % i for i in range(5)]
+    assert unix_request(http_path, "POST", "/mpub?topic=a", b"\n".join(bodies)) == (200, b"OK")
+    to_http = background(
+        "nsq_to_http", "--topic=a", "--channel=c", f"--nsqd-tcp-address={tcp_path}",
+        f"--post=http+unix://{quote(str(http_path), safe='')}/pub?topic=b",
+    )
+    to_nsq = background(
+        "nsq_to_nsq", "--topic=b", "--channel=c", f"--nsqd-tcp-address={tcp_path}",
+        f"--destination-nsqd-tcp-address={tcp_path}", "--destination-topic=c",
+    )
+    tail = tool("nsq_tail", "--topic=c", f"--nsqd-tcp-address={tcp_path}", "-n", "5")
+    assert tail.returncode == 0, tail.stderr.decode()
+    assert sorted(tail.stdout.splitlines()) == bodies
+    for proc in (to_http, to_nsq):
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(BOUND) == 0

@@ -109,12 +109,12 @@ class Connection(Protocol):
 
     @property
     def peer_address(self) -> tuple[str, int]:
-        """(host, port) of the remote end."""
+        """(host, port) of the remote end; (path or "", -1) on a Unix socket (``broker.wire.netaddr``)."""
         ...
 
     @property
     def local_address(self) -> tuple[str, int]:
-        """(host, port) of this end."""
+        """(host, port) of this end; (path or "", -1) on a Unix socket."""
         ...
 
 
@@ -154,7 +154,7 @@ class Listener(Protocol):
 
     @property
     def address(self) -> tuple[str, int]:
-        """The bound (host, port): the real port when port 0 was asked for."""
+        """The bound (host, port): the real port when port 0 was asked for; (path, -1) for a Unix socket."""
         ...
 
     def close(self) -> None:
@@ -166,7 +166,7 @@ class Network(Protocol):
     """Outgoing connections (nsqd to nsqlookupd, to an auth server, ...)."""
 
     def connect(self, host: str, port: int, handler: ConnectionHandler) -> None:
-        """Open a stream to (host, port).
+        """Open a stream to (host, port); port -1 means host is the path of a Unix socket.
 
         On success ``handler.connection_made`` is called; on failure
         ``handler.connection_lost`` is called with the error and

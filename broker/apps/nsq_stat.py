@@ -38,7 +38,7 @@ from broker.apps.toolkit import (
     tool_logger,
     version_line,
 )
-from broker.client.address import join_address
+from broker.client.address import http_url, join_address
 from broker.client.aio import NSQClientError, fetch
 from broker.client.lookupd import lookup_url
 
@@ -165,7 +165,7 @@ async def nsqd_addresses(opts: StatOptions) -> list[str]:
 async def channel_stats(opts: StatOptions, address: str) -> ChannelStats | None:
     """The channel's figures on one nsqd; None if it does not have the channel."""
     query = urlencode({"format": "json", "topic": opts.topic, "channel": opts.channel})
-    body = await _get_json(opts, f"http://{address}/stats?{query}")
+    body = await _get_json(opts, http_url(address, f"/stats?{query}"))
     topics = body.get("topics") if isinstance(body, dict) else None
     for topic in topics or []:
         if not isinstance(topic, dict) or topic.get("topic_name") != opts.topic:

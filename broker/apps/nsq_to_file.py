@@ -53,6 +53,7 @@ from broker.apps.toolkit import (
     tool_logger,
     version_line,
 )
+from broker.client.address import http_url
 from broker.client.aio import Consumer, Message, fetch
 from broker.client.config import ClientConfig
 from broker.ports import Logger
@@ -364,7 +365,7 @@ async def lookupd_topics(opts: ToFileOptions) -> list[str]:
     """Every topic the nsqlookupds know (``/topics``), in order of first sight."""
     found: list[str] = []
     for address in opts.lookupd_http_addresses:
-        url = address if "://" in address else f"http://{address}"
+        url = address if "://" in address else http_url(address, "")
         resp = await fetch(
             url.rstrip("/") + "/topics",
             headers=[("Accept", "application/vnd.nsq; version=1.0")],

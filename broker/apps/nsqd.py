@@ -15,7 +15,13 @@ Shutdown: the first SIGINT or SIGTERM closes the listeners, closes the node
 connections have flushed and closed, for at most ``SHUTDOWN_DRAIN_SECONDS``;
 then exit 0.  A second signal meanwhile exits at once.
 
-Deliberate differences from Go nsqd: ``--verbose`` means ``--log-level=debug``
+``--tcp-address`` and ``--http-address`` may be Unix socket paths, by Go
+1.3.0's rule (``type_of_addr``: whatever is not ``host:port``); closing the
+listener at exit removes the socket file, and a path already taken is refused
+(``broker.runtime.daemon.bind``).
+
+Deliberate differences from Go nsqd: an empty ``--tcp-address`` is refused
+(Go listens on an unnamed Unix socket); ``--verbose`` means ``--log-level=debug``
 (Go 1.3.0 accepts it and ignores it); a positional argument is an error (Go
 ignores it, and every flag after it); an address of ``0.0.0.0`` listens on IPv4
 only and is logged as such (Go opens a dual-stack socket and logs ``[::]``).
@@ -56,11 +62,12 @@ from broker.runtime import (
     ShutdownSignals,
     StderrLogger,
     bind,
-    join_host_port,
     log_loop_errors,
+    type_of_addr,
 )
 from broker.runtime.files import OSFileSystem
 from broker.runtime.memstats import GCPauses, ProcessMemoryStats, process_stats
+from broker.wire.netaddr import go_addr_string
 
 __all__ = ["SHUTDOWN_DRAIN_SECONDS", "check_data_path", "check_options", "default_node_id", "flag_set", "main", "run", "serve"]
 
@@ -265,10 +272,15 @@ async def serve(opts: Options, logger: Logger, hostname: str, fatal: Callable[[s
             nsqd.log_level_changed = set_level
         listeners: dict[str, AsyncioListener] = {}
         try:
-            listeners["TCP"] = await bind(opts.tcp_address, nsqd.tcp_handler, registry=registry, start_serving=False)
+            # nsqd 1.3.0: an address that is not host:port is a Unix socket's path (util.TypeOfAddr).
+            listeners["TCP"] = await bind(
+                opts.tcp_address, nsqd.tcp_handler, unix=type_of_addr(opts.tcp_address) == "unix",
+                registry=registry, start_serving=False,
+            )
             if opts.http_address:
                 listeners["HTTP"] = await bind(
-                    opts.http_address, nsqd.http_handler, registry=registry, start_serving=False
+                    opts.http_address, nsqd.http_handler, unix=type_of_addr(opts.http_address) == "unix",
+                    registry=registry, start_serving=False,
                 )
         except ListenError as exc:
             for listener in listeners.values():
@@ -280,13 +292,13 @@ async def serve(opts: Options, logger: Logger, hostname: str, fatal: Callable[[s
         nsqd.start()
         for proto, listener in listeners.items():
             await listener.start_serving()
-            logger.log("INFO", f"{proto}: listening on {join_host_port(*listener.address)}")
+            logger.log("INFO", f"{proto}: listening on {go_addr_string(listener.address)}")
 
         await signals.wait()
 
         for proto, listener in listeners.items():
             listener.close()
-            logger.log("INFO", f"{proto}: closing {join_host_port(*listener.address)}")
+            logger.log("INFO", f"{proto}: closing {go_addr_string(listener.address)}")
         nsqd.close()
         if not await registry.drained(SHUTDOWN_DRAIN_SECONDS):
             logger.log("WARN", f"{len(registry)} connections still open after {SHUTDOWN_DRAIN_SECONDS:g}s; aborting them")

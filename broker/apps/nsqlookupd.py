@@ -13,6 +13,9 @@ and lets the loop run until the connections have flushed and closed, for at
 most ``SHUTDOWN_DRAIN_SECONDS``; then exit 0.  A second signal meanwhile
 exits at once.
 
+Beyond Go nsqlookupd, which listens on TCP only: an address with a ``/`` (or a
+leading ``@``) is a Unix socket's path, as nsqd's are.
+
 Deliberate differences from Go nsqlookupd: a failure to listen reads
 ``failed to instantiate nsqlookupd - listen (<addr>) failed - ...`` and names
 the address that failed (Go's format string drops the error into
@@ -42,9 +45,10 @@ from broker.runtime import (
     ShutdownSignals,
     StderrLogger,
     bind,
-    join_host_port,
+    is_socket_path,
     log_loop_errors,
 )
+from broker.wire.netaddr import go_addr_string
 
 __all__ = ["SHUTDOWN_DRAIN_SECONDS", "flag_set", "main", "run", "serve"]
 
@@ -91,8 +95,14 @@ async def serve(opts: LookupdOptions, logger: Logger, hostname: str, fatal: Call
         lookupd = NSQLookupd(opts, clock=AsyncioClock(loop), logger=logger, hostname=hostname)
         listeners: dict[str, AsyncioListener] = {}
         try:
-            listeners["TCP"] = await bind(opts.tcp_address, lookupd.tcp_handler, registry=registry, start_serving=False)
-            listeners["HTTP"] = await bind(opts.http_address, lookupd.http_handler, registry=registry, start_serving=False)
+            # Beyond Go nsqlookupd (TCP only): an address with a "/" is a Unix socket's path.
+            for proto, address, factory in (
+                ("TCP", opts.tcp_address, lookupd.tcp_handler),
+                ("HTTP", opts.http_address, lookupd.http_handler),
+            ):
+                listeners[proto] = await bind(
+                    address, factory, unix=is_socket_path(address), registry=registry, start_serving=False
+                )
         except ListenError as exc:
             for listener in listeners.values():
                 listener.close()
@@ -101,13 +111,13 @@ async def serve(opts: LookupdOptions, logger: Logger, hostname: str, fatal: Call
         lookupd.set_listen_addresses(listeners["TCP"].address, listeners["HTTP"].address)
         for proto, listener in listeners.items():
             await listener.start_serving()
-            logger.log("INFO", f"{proto}: listening on {join_host_port(*listener.address)}")
+            logger.log("INFO", f"{proto}: listening on {go_addr_string(listener.address)}")
 
         await signals.wait()
 
         for proto, listener in listeners.items():
             listener.close()
-            logger.log("INFO", f"{proto}: closing {join_host_port(*listener.address)}")
+            logger.log("INFO", f"{proto}: closing {go_addr_string(listener.address)}")
         lookupd.close()
         if not await registry.drained(SHUTDOWN_DRAIN_SECONDS):
             registry.abort_all()

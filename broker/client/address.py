@@ -1,12 +1,23 @@
-"""``host:port`` strings as NSQ tools take them (IPv6 hosts in brackets)."""
+"""Addresses as NSQ tools take them: ``host:port`` (IPv6 hosts in brackets) or a Unix socket's path.
+
+A path (``is_socket_path``: it holds a ``/`` or starts with ``@``) is carried
+as ``(path, UNIX_PORT)``; ``http_url`` spells an HTTP address of either kind
+as a URL, ``http+unix://<percent-encoded path>`` for a socket.
+"""
 
 from __future__ import annotations
 
-__all__ = ["join_address", "split_address"]
+from urllib.parse import quote
+
+from broker.wire.netaddr import UNIX_PORT, is_socket_path
+
+__all__ = ["http_url", "join_address", "split_address"]
 
 
 def split_address(address: str) -> tuple[str, int]:
-    """(host, port) of ``host:port`` or ``[v6host]:port``; ValueError if malformed."""
+    """(host, port) of ``host:port``, ``[v6host]:port`` or a socket path; ValueError if malformed."""
+    if is_socket_path(address):
+        return address, UNIX_PORT
     host, sep, port_text = address.rpartition(":")
     if not sep or not host:
         raise ValueError(f"address {address!r}: missing host or port")
@@ -20,4 +31,13 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 def join_address(host: str, port: int) -> str:
+    if port == UNIX_PORT:
+        return host
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def http_url(address: str, target: str = "/") -> str:
+    """The URL of ``target`` (path and query) at an HTTP ``address`` (``host:port`` or a socket path)."""
+    if is_socket_path(address):
+        return "http+unix://" + quote(address, safe="") + target
+    return f"http://{address}{target}"

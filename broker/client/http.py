@@ -11,7 +11,10 @@ coroutine (``aio_http``).
 
 Only plain ``http://`` is spoken: nsqd and nsqlookupd serve their APIs over
 it.  A URL without a scheme is taken as ``http://``, as NSQ's tools take a
-bare ``host:port``.
+bare ``host:port``.  ``http+unix://%2Frun%2Fnsqd-http.sock/stats`` asks the
+same over a Unix socket (its percent-encoded path in place of the host; see
+``broker.wire.netaddr``), with ``Host: localhost``, as curl's
+``--unix-socket`` sends.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import h11
 
 from broker.client.address import join_address
 from broker.client.errors import NSQClientError
 from broker.ports import Clock, Connection, Network, Timer
+from broker.wire.netaddr import UNIX_PORT
 
 __all__ = ["HTTPError", "HTTPFetch", "HTTPRequest", "HTTPResponse", "fetch"]
 
@@ -56,15 +60,20 @@ class HTTPRequest:
         if "://" not in url:
             url = "http://" + url
         parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if parts.scheme == "http+unix":
+            path = unquote(parts.netloc)
+            if not path:
+                raise ValueError(f"{url}: no socket path")
+            return cls(method, path, UNIX_PORT, target, tuple(headers), body)
         if parts.scheme != "http":
-            raise ValueError(f"{url}: only http:// is supported")
+            raise ValueError(f"{url}: only http:// and http+unix:// are supported")
         if not parts.hostname:
             raise ValueError(f"{url}: no host")
         try:
             port = parts.port or 80
         except ValueError as exc:
             raise ValueError(f"{url}: {exc}") from None
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         return cls(method, parts.hostname, port, target, tuple(headers), body)
 
 
@@ -133,7 +142,7 @@ class HTTPFetch:
         self._transport = conn
         req = self.request
         headers = [
-            ("Host", join_address(req.host, req.port)),
+            ("Host", "localhost" if req.port == UNIX_PORT else join_address(req.host, req.port)),
             ("User-Agent", self._user_agent),
             ("Connection", "close"),
             *req.headers,

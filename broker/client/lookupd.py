@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from broker.client.address import join_address
+from broker.client.address import http_url, join_address
 from broker.client.config import ClientConfig
 from broker.client.http import HTTPFetch, HTTPRequest, HTTPResponse
 from broker.ports import Clock, Logger, Network, Random, Timer
@@ -32,9 +32,9 @@ ACCEPT = ("Accept", "application/vnd.nsq; version=1.0")
 
 
 def lookup_url(address: str, topic: str) -> str:
-    """The ``/lookup`` URL for an nsqlookupd HTTP address (``host:port`` or a URL)."""
+    """The ``/lookup`` URL for an nsqlookupd HTTP address (``host:port``, a socket path or a URL)."""
     if "://" not in address:
-        address = "http://" + address
+        address = http_url(address, "")
     parts = urlsplit(address)
     path = parts.path if parts.path not in ("", "/") else "/lookup"
     return urlunsplit((parts.scheme, parts.netloc, path, urlencode({"topic": topic}), ""))

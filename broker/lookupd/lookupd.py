@@ -46,6 +46,7 @@ class NSQLookupd:
         # Open TCP connections, in the order they arrived, so close() is deterministic.
         self._connections: dict[LookupProtocolV1, None] = {}
         self._http_connections: dict[LookupdHTTPConnection, None] = {}
+        self._unix_peers = 0  # Unix-socket clients so far, to tell their registrations apart
 
     @property
     def broadcast_address(self) -> str:
@@ -88,6 +89,11 @@ class NSQLookupd:
 
     def connection_opened(self, handler: LookupProtocolV1) -> None:
         self._connections[handler] = None
+
+    def unix_peer_id(self, addr: str) -> str:
+        """A registration id for a client on a Unix socket, whose address (``@``) every such client shares."""
+        self._unix_peers += 1
+        return f"{addr}#{self._unix_peers}"
 
     def connection_closed(self, handler: LookupProtocolV1) -> None:
         self._connections.pop(handler, None)

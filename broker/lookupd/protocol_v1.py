@@ -39,6 +39,7 @@ from broker.lookupd.registration_db import CHANNEL, CLIENT, TOPIC, PeerInfo, Pro
 from broker.ports import Connection
 from broker.wire import gojson
 from broker.wire.names import is_ephemeral, is_valid_channel_name, is_valid_topic_name
+from broker.wire.netaddr import go_addr_string, is_unix
 
 if TYPE_CHECKING:
     from broker.lookupd.lookupd import NSQLookupd
@@ -90,6 +91,7 @@ class LookupProtocolV1:
         self._lookupd = lookupd
         self._conn: Connection | None = None
         self._addr = ""
+        self._id = ""
         self._buf = bytearray()
         self._state = _State.MAGIC
         self._body_size = 0
@@ -109,6 +111,8 @@ class LookupProtocolV1:
     def connection_made(self, conn: Connection) -> None:
         self._conn = conn
         self._addr = go_address(conn.peer_address)
+        # Go keys registrations by the address, the same "@" for every Unix client (it listens on TCP only).
+        self._id = self._lookupd.unix_peer_id(self._addr) if is_unix(conn.peer_address) else self._addr
         self._lookupd.connection_opened(self)
         self._log("INFO", f"TCP: new client({self._addr})")
 
@@ -240,7 +244,7 @@ class LookupProtocolV1:
         fields = _decode_identify(body)
         # Go decodes into the PeerInfo itself and then overwrites remote_address.
         peer = PeerInfo(
-            id=self._addr,
+            id=self._id,
             remote_address=self._addr,
             hostname=fields.hostname,
             broadcast_address=fields.broadcast_address,
@@ -346,9 +350,8 @@ class LookupProtocolV1:
 
 
 def go_address(addr: tuple[str, int]) -> str:
-    """``host:port`` as Go's ``net.Addr.String()`` writes it (IPv6 in brackets)."""
-    host, port = addr[0], addr[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    """``addr`` as Go's ``net.Addr.String()`` writes it (IPv6 in brackets, a socket's path)."""
+    return go_addr_string(addr)
 
 
 # unicode.IsSpace: what strings.TrimSpace removes.

@@ -68,6 +68,7 @@ from broker.wire.gourl import (
 )
 from broker.wire.http import HTTPLimits, HTTPServerConnection, Request, RequestHead, Response
 from broker.wire.names import is_valid_channel_name, is_valid_topic_name
+from broker.wire.netaddr import go_addr_string
 
 if TYPE_CHECKING:
     from broker.nsqd.nsqd import NSQD
@@ -328,8 +329,7 @@ class NSQDHTTPAPI:
 
     def _log_request(self, status: int, request: Request, start: float) -> None:
         head = request.head
-        host, port = head.peer
-        remote = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        remote = go_addr_string(head.peer)
         uri = head.target.decode("utf-8", "backslashreplace")
         elapsed = go_duration(round((self._nsqd.clock.now() - start) * 1e9))
         self._nsqd.log("INFO", f"{status} {head.method} {uri} ({remote}) {elapsed}")
@@ -349,7 +349,7 @@ class NSQDHTTPAPI:
             "version": nsqd.version,
             "broadcast_address": opts.broadcast_address or nsqd.hostname,
             "hostname": nsqd.hostname,
-            "http_port": nsqd.http_address[1],
+            "http_port": nsqd.http_address[1],  # -1 (UNIX_PORT) for a Unix socket, as nsqd says
             "tcp_port": nsqd.tcp_address[1],
             "start_time": nsqd.start_time,
             "max_heartbeat_interval": _ns(opts.max_heartbeat_interval),

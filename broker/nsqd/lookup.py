@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Final
 from broker.nsqd.channel import Channel
 from broker.ports import Connection, Network, Timer
 from broker.wire import gojson
+from broker.wire.netaddr import UNIX_PORT, is_socket_path
 
 if TYPE_CHECKING:
     from broker.nsqd.nsqd import NSQD
@@ -228,8 +229,8 @@ class LookupClient:
             {
                 "broadcast_address": opts.broadcast_address or nsqd.hostname,
                 "hostname": nsqd.hostname,
-                "http_port": opts.broadcast_http_port or nsqd.http_address[1],
-                "tcp_port": opts.broadcast_tcp_port or nsqd.tcp_address[1],
+                "http_port": nsqd.broadcast_http_port,
+                "tcp_port": nsqd.broadcast_tcp_port,
                 "version": nsqd.version,
             }
         )
@@ -338,7 +339,8 @@ class LookupPeer:
         if self.state is PeerState.DIALLING:
             cmd = self._dial_cmd
             self._drop()
-            self._command_failed(cmd, f"dial tcp {self.addr}: i/o timeout")
+            network = "unix" if is_socket_path(self.addr) else "tcp"
+            self._command_failed(cmd, f"dial {network} {self.addr}: i/o timeout")
 
     def _connected(self, link: _Link) -> None:
         self._cancel_timer()
@@ -509,7 +511,13 @@ class _Link:
 
 
 def _split_host_port(addr: str) -> tuple[str, int]:
-    """``host:port`` of a ``--lookupd-tcp-address``; ValueError in Go's words."""
+    """``host:port`` of a ``--lookupd-tcp-address``; ValueError in Go's words.
+
+    Beyond Go nsqd (which dials only TCP): an address with a ``/`` in it is the
+    path of an nsqlookupd's Unix socket (``is_socket_path``), ``(path, UNIX_PORT)``.
+    """
+    if is_socket_path(addr):
+        return addr, UNIX_PORT
     host, sep, port = addr.rpartition(":")
     if not sep:
         raise ValueError(f"address {addr}: missing port in address")

@@ -27,6 +27,7 @@ from broker.ports import (
     Random,
 )
 from broker.storage.diskqueue import DiskQueue
+from broker.wire.netaddr import is_unix
 
 __all__ = ["NSQD", "NSQD_VERSION"]
 
@@ -101,6 +102,20 @@ class NSQD:
         """Record the bound addresses (the real ports when port 0 was asked for)."""
         self.tcp_address = tcp
         self.http_address = http
+
+    @property
+    def broadcast_tcp_port(self) -> int:
+        """The TCP port announced to nsqlookupd: ``--broadcast-tcp-port``, else the listening one.
+
+        nsqd.New fills the option in from a TCP listener only; a Unix socket has
+        no port, so 0 is announced (and nsqlookupd refuses the IDENTIFY).
+        """
+        return self.opts.broadcast_tcp_port or _port(self.tcp_address)
+
+    @property
+    def broadcast_http_port(self) -> int:
+        """The HTTP port announced to nsqlookupd and put into the statsd prefix (as ``broadcast_tcp_port``)."""
+        return self.opts.broadcast_http_port or _port(self.http_address)
 
     def tcp_handler(self) -> ConnectionHandler:
         """A handler for one new client connection on the TCP port."""
@@ -208,8 +223,7 @@ class NSQD:
         opts = self.opts
         if opts.statsd_prefix:
             # nsqd.New substitutes the host into the prefix once its listeners are bound, in its options
-            http_port = opts.broadcast_http_port or self.http_address[1]
-            prefix = statsd_prefix(opts.statsd_prefix, opts.broadcast_address or self.hostname, http_port)
+            prefix = statsd_prefix(opts.statsd_prefix, opts.broadcast_address or self.hostname, self.broadcast_http_port)
             self.opts = opts.replace(statsd_prefix=prefix)
         self._load_metadata()
         if self.lookup is not None:
@@ -279,3 +293,7 @@ class NSQD:
             topic.close(deleted=False)
         # Again, now that the channels wrote their deferred messages: with their count.
         self.persist_metadata(final=True)
+
+
+def _port(addr: tuple[str, int]) -> int:
+    return 0 if is_unix(addr) else addr[1]

@@ -30,6 +30,7 @@ from broker.nsqd.message import Message
 from broker.nsqd.topic import PublishRefused
 from broker.ports import Connection, Timer
 from broker.wire import v2
+from broker.wire.netaddr import go_addr_string, is_unix
 from broker.wire.v2 import ClientError
 
 if TYPE_CHECKING:
@@ -135,9 +136,10 @@ class ClientV2:
 
     def connection_made(self, conn: Connection) -> None:
         self._conn = conn
-        host, port = conn.peer_address
-        self.remote_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.client_id = self.hostname = host
+        peer = conn.peer_address
+        self.remote_address = go_addr_string(peer)
+        # newClientV2 names the client after the host part of its address, which a Unix socket has not.
+        self.client_id = self.hostname = "" if is_unix(peer) else peer[0]
         conn.set_write_buffer_limits(self._nsqd.opts.max_output_buffer_size)
         now = self._clock.now()
         self._last_read = now

@@ -6,7 +6,13 @@ implementation of each port, on simpy.
 
 from __future__ import annotations
 
-from broker.runtime.addr import AddressError, join_host_port, split_host_port
+from broker.runtime.addr import (
+    AddressError,
+    is_socket_path,
+    join_host_port,
+    split_host_port,
+    type_of_addr,
+)
 from broker.runtime.clock import AsyncioClock
 from broker.runtime.daemon import ListenError, ShutdownSignals, bind, log_loop_errors
 from broker.runtime.datagram import AsyncioDatagramSender
@@ -18,6 +24,7 @@ from broker.runtime.stream import (
     ConnectionRegistry,
     StreamConnection,
     listen,
+    listen_unix,
 )
 
 __all__ = [
@@ -34,9 +41,12 @@ __all__ = [
     "StderrLogger",
     "StreamConnection",
     "bind",
+    "is_socket_path",
     "join_host_port",
     "listen",
+    "listen_unix",
     "log_loop_errors",
     "parse_log_level",
     "split_host_port",
+    "type_of_addr",
 ]

@@ -3,11 +3,22 @@
 Every nsqd address flag (``--tcp-address``, ``--lookupd-tcp-address``, ...) is
 such a string; IPv6 hosts are bracketed (``[::1]:4150``), an empty host means
 every interface and an empty port means "any free port".
+
+nsqd 1.3.0's ``--tcp-address`` and ``--http-address`` may instead name a
+Unix-domain socket: Go's rule (``util.TypeOfAddr``) is that any value
+``net.SplitHostPort`` cannot split is a socket path, so ``/run/nsqd.sock``,
+``nsqd.sock`` and even a mistyped ``localhost`` are all paths
+(``type_of_addr``).  Where Go listens or dials TCP only, ``is_socket_path``
+(``broker.wire.netaddr``) is the narrower rule.
 """
 
 from __future__ import annotations
 
-__all__ = ["AddressError", "join_host_port", "split_host_port"]
+from typing import Literal
+
+from broker.wire.netaddr import is_socket_path
+
+__all__ = ["AddressError", "is_socket_path", "join_host_port", "split_host_port", "type_of_addr"]
 
 
 class AddressError(ValueError):
@@ -53,3 +64,12 @@ def join_host_port(host: str, port: int | str) -> str:
     if ":" in host:
         return f"[{host}]:{port}"
     return f"{host}:{port}"
+
+
+def type_of_addr(addr: str) -> Literal["tcp", "unix"]:
+    """Go nsqd's ``util.TypeOfAddr``: "tcp" for what ``net.SplitHostPort`` splits, else "unix"."""
+    try:
+        split_host_port(addr)
+    except AddressError:
+        return "unix"
+    return "tcp"

@@ -1,8 +1,11 @@
 """What every daemon (nsqd, nsqlookupd) needs around its core on a real loop.
 
-* ``bind``: listen on a ``host:port`` flag value, failing with the message Go's
-  daemons print (``listen (0.0.0.0:4150) failed - listen tcp 0.0.0.0:4150: bind:
-  address already in use``).
+* ``bind``: listen on a ``host:port`` flag value, or on a Unix socket's path,
+  failing with the message Go's daemons print (``listen (0.0.0.0:4150) failed -
+  listen tcp 0.0.0.0:4150: bind: address already in use``).  A socket path
+  that is taken fails as Go's does, whatever is there; a stale socket file left
+  by a daemon that did not exit cleanly is not removed (Go does not either),
+  but the message says which of the three it is.
 * ``ShutdownSignals``: SIGINT and SIGTERM ask for a graceful exit; a second one
   while that exit is under way ends the process at once (exit status 128+signal,
   the shell's convention for "killed by a signal").
@@ -15,9 +18,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import socket
+import stat
 import sys
 import traceback
 from collections.abc import Callable
@@ -26,7 +31,7 @@ from typing import Any
 
 from broker.ports import HandlerFactory, Logger
 from broker.runtime.addr import AddressError, split_host_port
-from broker.runtime.stream import AsyncioListener, ConnectionRegistry, listen
+from broker.runtime.stream import AsyncioListener, ConnectionRegistry, listen, listen_unix
 
 __all__ = ["ListenError", "ShutdownSignals", "bind", "log_loop_errors"]
 
@@ -39,10 +44,17 @@ async def bind(
     address: str,
     factory: HandlerFactory,
     *,
+    unix: bool = False,
     registry: ConnectionRegistry | None = None,
     start_serving: bool = True,
 ) -> AsyncioListener:
-    """Listen on ``address`` (``host:port``, as a Go daemon's address flag takes it)."""
+    """Listen on ``address`` (``host:port``, as a Go daemon's address flag takes it).
+
+    ``unix``: ``address`` is the path of a Unix socket to make (the caller
+    decides by its daemon's rule: ``type_of_addr`` or ``is_socket_path``).
+    """
+    if unix:
+        return await _bind_unix(address, factory, registry=registry, start_serving=start_serving)
     try:
         host, port_text = split_host_port(address)
     except AddressError as exc:
@@ -63,6 +75,50 @@ async def bind(
         else:
             why = str(exc)
         raise ListenError(f"listen ({address}) failed - {why}") from exc
+
+
+async def _bind_unix(
+    path: str, factory: HandlerFactory, *, registry: ConnectionRegistry | None, start_serving: bool
+) -> AsyncioListener:
+    failed = f"listen ({path}) failed - listen unix {path}: bind"
+    if not path:
+        # Go would bind an unnamed socket, which Linux gives a random abstract name no client can know.
+        raise ListenError("listen () failed - listen unix: an empty socket path")
+    try:
+        return await listen_unix(path, factory, registry=registry, start_serving=start_serving)
+    except OSError as exc:
+        if exc.errno is None:  # Python's own check: longer than sun_path holds
+            raise ListenError(
+                f"{failed}: invalid argument (a socket path is at most {_SUN_PATH_MAX} bytes)"
+            ) from exc
+        why = f"{failed}: {os.strerror(exc.errno).lower()}"
+        if exc.errno == errno.EADDRINUSE:
+            why += f" ({_in_the_way(path)})"
+        raise ListenError(why) from exc
+
+
+_SUN_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) on Linux, less the terminating NUL
+
+
+def _in_the_way(path: str) -> str:
+    """What holds the path a Unix listener wanted, in words for the operator."""
+    if path.startswith("@"):
+        return "another process is listening on it"
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "it was there a moment ago"
+    if not stat.S_ISSOCK(mode):
+        return f"{path} exists and is not a socket; nothing was changed"
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+    except OSError:
+        return "a stale socket file, left by a process that did not exit cleanly: remove it and start again"
+    finally:
+        probe.close()
+    return "another process is listening on it"
 
 
 def _port_number(text: str) -> int:

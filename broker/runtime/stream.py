@@ -1,4 +1,4 @@
-"""TCP streams on asyncio: the Connection, Listener and Network ports.
+"""TCP and Unix-domain streams on asyncio: the Connection, Listener and Network ports.
 
 The core's ``ConnectionHandler`` already has the shape of an ``asyncio.Protocol``,
 so one small object per connection is both the asyncio protocol (called by the
@@ -17,16 +17,27 @@ after ``write`` would then see it resent mutated (or fail to resize it).  On
 
 ``ConnectionRegistry`` tracks the live connections of a daemon, so that a
 graceful exit can wait for their buffers to flush before the loop stops.
+
+Unix sockets (``listen_unix``, and ``AsyncioNetwork.connect`` to port
+``UNIX_PORT``) carry their addresses as ``(path, UNIX_PORT)``.  The socket
+file is made here rather than by ``loop.create_unix_server(path=...)``,
+because asyncio silently unlinks a socket file already at the path, a live
+daemon's included; Go's ``net.Listen("unix", ...)`` fails instead, and so does
+``listen_unix``.  Closing the listener removes the file it made, as Go's
+``UnixListener.Close`` does, unless another has replaced it meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 from broker.ports import Connection, ConnectionHandler, HandlerFactory
+from broker.wire.netaddr import UNIX_PORT
 
 __all__ = [
     "AsyncioListener",
@@ -34,6 +45,7 @@ __all__ = [
     "ConnectionRegistry",
     "StreamConnection",
     "listen",
+    "listen_unix",
 ]
 
 _COPY_MUTABLE_WRITES = sys.version_info >= (3, 12)
@@ -170,9 +182,15 @@ class StreamConnection(asyncio.Protocol):
 
 
 def _address(info: object) -> tuple[str, int]:
-    # IPv4 names are (host, port), IPv6 ones (host, port, flowinfo, scope_id).
+    # IPv4 names are (host, port), IPv6 ones (host, port, flowinfo, scope_id);
+    # a Unix socket's is its path (str), "" when unnamed, or bytes from a NUL
+    # for one in the abstract namespace, written "@name" as Go does.
     if isinstance(info, tuple) and len(info) >= 2:
         return str(info[0]), int(info[1])
+    if isinstance(info, bytes):
+        info = info.decode("utf-8", "surrogateescape")
+    if isinstance(info, str):
+        return ("@" + info[1:] if info.startswith("\0") else info), UNIX_PORT
     return ("", 0)
 
 
@@ -199,14 +217,15 @@ class _Refused:
 
 
 class AsyncioListener:
-    """A listening TCP socket whose connections each get a handler from a factory."""
+    """A listening TCP or Unix socket whose connections each get a handler from a factory."""
 
-    __slots__ = ("_address", "_server")
+    __slots__ = ("_address", "_server", "_socket_file")
 
-    def __init__(self, server: asyncio.Server) -> None:
+    def __init__(self, server: asyncio.Server, socket_file: tuple[str, int] | None = None) -> None:
         self._server = server
         # Read once: the sockets are gone after close(), the address is still asked for.
         self._address = _address(server.sockets[0].getsockname())
+        self._socket_file = socket_file  # (path, inode) of the file to remove on close
 
     @property
     def address(self) -> tuple[str, int]:
@@ -218,6 +237,18 @@ class AsyncioListener:
 
     def close(self) -> None:
         self._server.close()
+        if self._socket_file is not None:
+            path, inode = self._socket_file
+            self._socket_file = None
+            _remove_socket_file(path, inode)
+
+
+def _remove_socket_file(path: str, inode: int) -> None:
+    try:
+        if os.stat(path).st_ino == inode:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass  # removed already (Python 3.13's server does it itself)
 
 
 async def listen(
@@ -239,7 +270,59 @@ async def listen(
         host = "0.0.0.0"
     elif host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    server = await loop.create_server(
+        _protocol_factory(loop, factory, registry),
+        host,
+        port,
+        reuse_address=True,
+        backlog=socket.SOMAXCONN,
+        start_serving=start_serving,
+    )
+    return AsyncioListener(server)
 
+
+async def listen_unix(
+    path: str,
+    factory: HandlerFactory,
+    *,
+    registry: ConnectionRegistry | None = None,
+    start_serving: bool = True,
+) -> AsyncioListener:
+    """Listen on the Unix socket ``path`` (``@name``: Linux's abstract namespace).
+
+    Raises OSError as ``bind(2)`` does, EADDRINUSE whenever something is at the
+    path already: a live socket, a stale one, or a file that is no socket.
+    The file gets the mode the umask leaves (as Go's, 0777 &^ umask).
+    """
+    loop = asyncio.get_running_loop()
+    abstract = path.startswith("@")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind("\0" + path[1:] if abstract else path)
+        socket_file = None if abstract else (path, os.stat(path).st_ino)
+        sock.setblocking(False)
+        sock.listen(socket.SOMAXCONN)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        server = await loop.create_unix_server(
+            _protocol_factory(loop, factory, registry),
+            sock=sock,
+            backlog=socket.SOMAXCONN,
+            start_serving=start_serving,
+        )
+    except BaseException:
+        sock.close()
+        if socket_file is not None:
+            _remove_socket_file(*socket_file)
+        raise
+    return AsyncioListener(server, socket_file)
+
+
+def _protocol_factory(
+    loop: asyncio.AbstractEventLoop, factory: HandlerFactory, registry: ConnectionRegistry | None
+) -> Callable[[], StreamConnection]:
     def protocol() -> StreamConnection:
         try:
             return StreamConnection(factory(), registry)
@@ -249,15 +332,7 @@ async def listen(
             loop.call_exception_handler({"message": "connection handler factory failed", "exception": exc})
             return StreamConnection(_Refused())
 
-    server = await loop.create_server(
-        protocol,
-        host,
-        port,
-        reuse_address=True,
-        backlog=socket.SOMAXCONN,
-        start_serving=start_serving,
-    )
-    return AsyncioListener(server)
+    return protocol
 
 
 class AsyncioNetwork:
@@ -290,8 +365,12 @@ class AsyncioNetwork:
             return StreamConnection(handler, registry)
 
         try:
-            await asyncio.wait_for(
-                self._loop.create_connection(protocol, host, port), self._connect_timeout
-            )
+            connecting: Awaitable[object]
+            if port == UNIX_PORT:
+                path = "\0" + host[1:] if host.startswith("@") else host
+                connecting = self._loop.create_unix_connection(protocol, path)
+            else:
+                connecting = self._loop.create_connection(protocol, host, port)
+            await asyncio.wait_for(connecting, self._connect_timeout)
         except OSError as exc:  # refused, unreachable, unresolvable, timed out
             handler.connection_lost(exc)

@@ -120,6 +120,9 @@ class Daemon:
     def wait_listening(self, protocols: tuple[str, ...] = ("TCP", "HTTP")) -> None:
         for proto in protocols:
             m = self.wait_for_line(rf" INFO: {proto}: listening on (\S+)$")
+            if m.group(1).startswith(("/", "@")):  # a Unix socket (broker.wire.netaddr)
+                self.addresses[proto] = (m.group(1), -1)
+                continue
             host, port = m.group(1).rsplit(":", 1)
             self.addresses[proto] = (host.strip("[]"), int(port))
 

@@ -74,7 +74,18 @@ def fatal_line(stderr: str) -> str:
         (["--node-id=1024"], "failed to instantiate nsqd - --node-id must be [0,1024)"),
         (["--max-deflate-level=0"], "failed to instantiate nsqd - --max-deflate-level must be [1,9]"),
         (["--tls-required"], "failed to instantiate nsqd - cannot require TLS client connections without TLS key and cert"),
-        (["--tcp-address=4150"], "failed to instantiate nsqd - listen (4150) failed - listen tcp: address 4150: missing port in address"),
+        # nsqd 1.3.0 takes whatever is not host:port for a Unix socket's path ("4150" too: util.TypeOfAddr)
+        (["--tcp-address=127.0.0.1:99999"], "failed to instantiate nsqd - listen (127.0.0.1:99999) failed - listen tcp: address 99999: invalid port"),
+        (
+            ["--tcp-address=/nonexistent-dir/nsqd.sock"],
+            "failed to instantiate nsqd - listen (/nonexistent-dir/nsqd.sock) failed"
+            " - listen unix /nonexistent-dir/nsqd.sock: bind: no such file or directory",
+        ),
+        (
+            [f"--http-address=/tmp/{'x' * 110}.sock"],
+            f"failed to instantiate nsqd - listen (/tmp/{'x' * 110}.sock) failed - listen unix /tmp/{'x' * 110}.sock: bind:"
+            " invalid argument (a socket path is at most 107 bytes)",
+        ),
     ],
 )
 def test_invalid_configuration_is_fatal_exit_1(tmp_path: Path, args: list[str], message: str) -> None:

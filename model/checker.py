@@ -55,7 +55,8 @@ guarantees (docs/guarantees.md), seen from the clients:
                         fails); or a delivery with fewer attempts to a consumer whose
                         link to nsqd was cut and has healed since the publish: it was
                         sent first, held at the cut while nsqd timed it out and sent the
-                        later one (seen in reverse)
+                        later one (seen in reverse); or a FIN sent before a cut between
+                        consumer and nsqd healed: held there, it arrived late
   consumer_gone         its consumer crashed, or its connection to that nsqd ended, while
                         it held the message; or after its FIN, which may then never have
                         arrived (a cut holds it until the connection gives up)
@@ -210,6 +211,7 @@ class _Story:
     what: str  # how violations name it
     sent: At
     answers: list[Answer]
+    deliveries: list[Delivery] = field(default_factory=list)
 
 
 def _early(req: Answer, d: Delivery) -> bool:
@@ -339,7 +341,7 @@ class _Judge:
         problem = self.beyond_nsqd(nsqd, topic, channel, key, ds)
         if problem:
             return self.outcome(o, problem)
-        story = _Story(nsqd, f"{topic}/{channel}", f"{key} on {nsqd}/{channel}", p.at, self.h.answers.get((nsqd, channel, key), []))
+        story = _Story(nsqd, f"{topic}/{channel}", f"{key} on {nsqd}/{channel}", p.at, self.h.answers.get((nsqd, channel, key), []), ds)
         for prev, cur in pairwise(ds):
             cause, problem = self.redelivery(story, prev, cur)
             o.causes.append(cause)
@@ -387,7 +389,7 @@ class _Judge:
                 if n != nsqd or c != channel or h.delivery_topic.get((n, c, key), topic) != topic or h.dead_letters.get((n, c, key)):
                     continue
                 last = ds[-1]
-                if last.attempts >= limit and self.dead_letter_owed(nsqd, channel, key, last) and not self.dead_letter_excused(nsqd, last):
+                if last.attempts >= limit and self.dead_letter_owed(nsqd, channel, key, ds) and not self.dead_letter_excused(nsqd, last):
                     owed.append((last.at, key, last))
             # Still held at the end, by the channel (in flight, its timeout not reached) or
             # by the dead-letter topic's readers: the newest ones are pending, as for losses.
@@ -399,13 +401,19 @@ class _Judge:
                     f" not finished, never reached {target}"
                 )
 
-    def dead_letter_owed(self, nsqd: str, channel: str, key: str, last: Delivery) -> bool:
+    def dead_letter_owed(self, nsqd: str, channel: str, key: str, ds: list[Delivery]) -> bool:
         """Whether nsqd took the last delivery back (REQ, timeout): a FIN that may have landed owes nothing.
 
-        Any FIN the consumer sent after it, and nsqd did not refuse, may have finished it
-        (after a stall a consumer answers every delivery it held at once, in any order)."""
+        Any FIN its consumer sent since the delivery before, and nsqd did not refuse, may
+        have finished it: nsqd applies a FIN to the message in flight to that consumer,
+        whichever delivery the consumer meant (after a stall or a cut it answers every
+        delivery it held at once, in any order)."""
+        last = ds[-1]
+        since = ds[-2].at if len(ds) > 1 else last.at
+        if between(self.h.heals.get((last.consumer, nsqd), []), last.at, self.h.end):
+            since = ds[0].at  # a cut that healed since may have held any earlier FIN until now
         answers = self.h.answers.get((nsqd, channel, key), [])
-        after = [a for a in answers if a.at >= last.at and a.consumer == last.consumer and a.kind == "fin"]
+        after = [a for a in answers if a.at >= since and a.consumer == last.consumer and a.kind == "fin"]
         return not any(not self.h.was_refused(nsqd, answers, a, last) for a in after)
 
     def dead_letter_excused(self, nsqd: str, last: Delivery) -> bool:
@@ -444,10 +452,12 @@ class _Judge:
             if _early(answer, cur) and not self.req_took(nsqd, answers, prev, cur):
                 return "requeue", f"early: {what} requeued for {answer.delay_ms}ms at {answer.at[0]:.6f}, delivered at {cur.at[0]:.6f}"
             return "requeue", ""
-        if self.h.was_refused(nsqd, answers, answer, prev) or self.fin_took(nsqd, answers, prev, cur):
+        if self.h.was_refused(nsqd, answers, answer, prev) or self.fin_took(nsqd, answers, prev, cur, m.deliveries):
             return "timeout", ""  # the FIN came after the timeout
         if self.h.gone(prev.consumer, nsqd, answer.at, self.h.end):
             return "consumer_gone", ""  # the FIN may never have reached nsqd
+        if between(self.h.heals.get((prev.consumer, nsqd), []), answer.at, self.h.end):
+            return "timeout", ""  # a cut held the FIN, which arrived after the timeout (or took a later delivery)
         return "timeout", f"redelivered_after_fin: {what} FIN at {answer.at[0]:.6f} accepted, delivered again at {cur.at[0]:.6f}"
 
     def across_restart(self, m: _Story, prev: Delivery, cur: Delivery, lives: list[Life]) -> tuple[str, str]:
@@ -477,13 +487,16 @@ class _Judge:
             return "restart_redelivery", f"attempts: {what} attempts {prev.attempts} then {cur.attempts} across a clean restart"
         return "restart_redelivery", ""
 
-    def fin_took(self, nsqd: str, answers: list[Answer], prev: Delivery, cur: Delivery) -> bool:
+    def fin_took(self, nsqd: str, answers: list[Answer], prev: Delivery, cur: Delivery, ds: list[Delivery]) -> bool:
         """Whether a FIN meant for ``prev`` finished ``cur``: nsqd had timed ``prev`` out and
-        sent ``cur`` to the same consumer, and the consumer's answer to ``cur`` failed."""
+        sent ``cur`` to the same consumer, and the consumer's answer to ``cur`` failed; or the
+        consumer never answered ``cur`` and nsqd never sent it again (a timeout would have)."""
         if cur.consumer != prev.consumer:
             return False
         later = _next_answer(answers, cur)
-        return later is not None and later.kind != "hold" and self.h.was_refused(nsqd, answers, later, cur)
+        if later is not None and later.kind == "hold":
+            return not any(d.at > cur.at for d in ds)
+        return later is not None and self.h.was_refused(nsqd, answers, later, cur)
 
     def req_took(self, nsqd: str, answers: list[Answer], prev: Delivery, cur: Delivery) -> bool:
         """Whether a REQ meant for ``prev`` may have requeued ``cur`` instead (as ``fin_took``),

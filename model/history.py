@@ -282,6 +282,7 @@ class Timeline:
         self.dead_letters: dict[tuple[str, str, str], list[DeadLetter]] = defaultdict(list)  # (nsqd, channel, key)
         self.disk_faults: dict[str, list[At]] = defaultdict(list)  # nsqd -> any disk fault
         self.end: At = (0.0, 0)
+        self._refused_answers: dict[tuple[str, str, str, str, int], set[int]] = {}  # was_refused's matching
         self.load_end: At | None = None  # a simulated run's quiesce: every fault ends, every node restarts
         self._read(history)
         self.lives: dict[str, tuple[list[At], list[Life]]] = {nsqd: self._lives(nsqd) for nsqd in {*self.faults, *self.starts}}
@@ -429,25 +430,27 @@ class Timeline:
         return between(self.crashed.get(consumer, []), lo, hi) or between(self.disconnects.get((consumer, nsqd), []), lo, hi)
 
     def was_refused(self, nsqd: str, answers: list[Answer], a: Answer, d: Delivery) -> bool:
-        """Whether nsqd refused ``a`` (E_FIN_FAILED ...): the error came back before the
-        consumer's next answer about the same message.
+        """Whether nsqd refused ``a`` (E_FIN_FAILED ...).
 
-        Answers of one kind and id sent together (two deliveries of one message to one
-        consumer, the first timed out, answered at once after a stall) get their
-        errors after all of them; nsqd takes at most the first and refuses the rest, so
-        with k errors the last k of the run are the refused ones."""
-        same = [b for b in answers if b.consumer == a.consumer]
-        i = next((j for j, b in enumerate(same) if b is a), None)
-        if i is None:
-            until = next((b.at for b in answers if b.at > a.at and b.consumer == a.consumer), self.end)
-            return between(self.refused.get((a.consumer, nsqd, a.id or d.id, a.kind), []), a.at, until)
-        lo = hi = i
-        run = (a.kind, a.id, a.at[0])  # answers sent together, in one batch
-        while lo > 0 and (same[lo - 1].kind, same[lo - 1].id, same[lo - 1].at[0]) == run:
-            lo -= 1
-        while hi + 1 < len(same) and (same[hi + 1].kind, same[hi + 1].id, same[hi + 1].at[0]) == run:
-            hi += 1
-        until = same[hi + 1].at if hi + 1 < len(same) else self.end
-        errors = self.refused.get((a.consumer, nsqd, a.id or d.id, a.kind), [])
-        count = bisect.bisect_right(errors, until) - bisect.bisect_left(errors, same[lo].at)
-        return count > 0 and i > hi - count
+        Errors come back in the order of the answers they refuse (one connection), and
+        an error reaches the consumer before anything nsqd sent after it, so each error
+        belongs to the latest answer of its kind and id sent before it that no later
+        error took: matched from the last error back.  (The error often arrives after
+        the consumer's next answer: two deliveries of one message to one consumer,
+        answered together after a stall or a cut.)"""
+        mid = a.id or d.id
+        group = (a.consumer, nsqd, mid, a.kind, id(answers))
+        refused = self._refused_answers.get(group)
+        if refused is None:
+            sent = [b for b in answers if b.consumer == a.consumer and b.kind == a.kind and (b.id or d.id) == mid]
+            refused = set()
+            j = len(sent) - 1
+            for e in reversed(self.refused.get((a.consumer, nsqd, mid, a.kind), [])):
+                while j >= 0 and sent[j].at > e:
+                    j -= 1
+                if j < 0:
+                    break
+                refused.add(id(sent[j]))
+                j -= 1
+            self._refused_answers[group] = refused
+        return id(a) in refused

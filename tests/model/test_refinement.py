@@ -157,8 +157,16 @@ class RefinementBeyondNsqd(_Rules):
         sync = "--sync-every=1" if sync_every_op else "fsync when the test says"
         note(f"nsqd in {mode.value} mode, {sync}, max_attempts={max_attempts} (dead letters to dl), TTL {ttl}s")
 
-    # Dead letters need a message to be answered by the consumer that holds it, often: these
-    # pick one in flight (the rules above pick any consumer and any message, and mostly miss).
+    # Dead letters need a message to be delivered and answered by the consumer that holds
+    # it, often: these pick one in flight (the rules above pick any consumer and any
+    # message, and mostly miss), and bring every consumer back after a crash or restart.
+
+    @precondition(lambda self: not all(self.p.connected(k) for k in range(N_CONSUMERS)))
+    @rule()
+    def subscribe_everyone(self) -> None:
+        for k in range(N_CONSUMERS):
+            if not self.p.connected(k):
+                note(self.p.subscribe(k))
 
     @precondition(lambda self: bool(self.p.in_flight()))
     @rule(pick=st.integers(0, 15), delay=st.sampled_from([0, 2]))

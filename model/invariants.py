@@ -415,8 +415,8 @@ def check_step(cfg: Config, s: State, a: Action, t: State) -> tuple[str, str] | 
 
 
 def goal(cfg: Config, s: State) -> bool:
-    """Every acknowledged message is finished (or lost by an allowed rule) on every channel
-    that existed when it was published.  The liveness guarantee (at-least-once delivery
+    """Every acknowledged message is finished (or dead-lettered, expired, or lost by an allowed
+    rule: none of them is pending) on every channel that existed when it was published.  The liveness guarantee (at-least-once delivery
     under fairness, once faults stop) is that this is reachable from every state."""
     g = s.ghost
     nc = len(cfg.channels)

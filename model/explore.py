@@ -13,7 +13,8 @@ would let it go); once no crash or restart is left, what a restart would
 read again and what is fsynced are forgotten.  The bounds are the
 configuration's: messages, channels, consumers, crashes, restarts, operator
 actions; time is relative (``state.py``), so the state space is finite
-without a time horizon, and attempts saturate at ``max_attempts``.
+without a time horizon, attempts saturate at ``attempts_bound`` and ages
+(with a TTL) at one tick past it.
 
 Every new state is checked against the state invariants and every step,
 including steps into states already seen, against the step invariants
@@ -47,7 +48,19 @@ from dataclasses import dataclass, field
 from model.disklog import Log, Rec
 from model.invariants import check_state, check_step, goal
 from model.spec import enabled, initial, is_fault, step
-from model.state import NO_RECORD, PENDING, Action, Channel, Config, Consumer, Mode, State, copies
+from model.state import (
+    NO_RECORD,
+    PENDING,
+    Action,
+    Channel,
+    Config,
+    Consumer,
+    Letter,
+    Mode,
+    State,
+    copies,
+    pending_messages,
+)
 
 __all__ = ["DEFAULT_CONFIGS", "Result", "Violation", "canonical", "describe", "explore", "main"]
 
@@ -193,7 +206,7 @@ def canonical(cfg: Config, s: State) -> State:
         if len(group) > 1:
             ch = _order_consumers(group, ch, consumers)
         channels[c] = ch
-    return State(s.topic, tuple(channels), tuple(consumers), s.ghost)
+    return State(s.topic, tuple(channels), tuple(consumers), s.ghost, s.ages)
 
 
 _GROUPS: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
@@ -241,19 +254,28 @@ def _after_last_fault(cfg: Config, s: State) -> State:
         if not ch.exists:
             chans.append(ch)
             continue
-        if log.read or log.unsynced or any(x.ref != NO_RECORD for x in copies(ch)):
+        if log.read or log.unsynced or any(x.ref != NO_RECORD for x in (*copies(ch), *ch.letters)):
             records = log.records[log.read :]
             ch = ch._replace(
                 memory=tuple(h._replace(ref=NO_RECORD) for h in ch.memory),
                 in_flight=tuple(f._replace(ref=NO_RECORD) for f in ch.in_flight),
                 deferred=tuple(d._replace(ref=NO_RECORD) for d in ch.deferred),
                 log=Log(records, 0, len(records)),
+                letters=tuple(Letter(x.msg, NO_RECORD) for x in ch.letters),
             )
         chans.append(ch)
     topic = s.topic
     if topic.log.unsynced:
         topic = topic._replace(log=topic.log._replace(synced=len(topic.log.records)))
-    return s._replace(topic=topic, channels=tuple(chans))
+    ages = s.ages
+    if ages:
+        # A message no longer anywhere can come back only by a crash or a restart: its age is moot.
+        top = cfg.ttl + 1
+        held = {m for m, _ in topic.memory} | {r.msg for r in topic.log.unread}
+        for ch in chans:
+            held |= pending_messages(ch)
+        ages = tuple(age if m in held or m >= s.ghost.published else top for m, age in enumerate(ages))
+    return s._replace(topic=topic, channels=tuple(chans), ages=ages)
 
 
 def _compact(ch: Channel) -> Channel:
@@ -267,7 +289,7 @@ def _compact(ch: Channel) -> Channel:
     log = ch.log
     if log.read < 2:
         return ch
-    refs = {x.ref for x in copies(ch) if x.ref >= 0}
+    refs = {x.ref for x in (*copies(ch), *ch.letters) if x.ref >= 0}
     seen: set[int] = set()
     drop: set[int] = set()
     for j, r in enumerate(log.records):
@@ -293,6 +315,7 @@ def _compact(ch: Channel) -> Channel:
         in_flight=tuple(f._replace(ref=moved(f.ref)) for f in ch.in_flight),
         deferred=tuple(d._replace(ref=moved(d.ref)) for d in ch.deferred),
         log=Log(tuple(records), read, synced, log.written),
+        letters=tuple(Letter(x.msg, moved(x.ref)) for x in ch.letters),
     )
 
 
@@ -317,9 +340,12 @@ def describe(cfg: Config, s: State) -> str:
         fl = [f"m{f.msg}#{f.attempts}{ref(f.ref)}->k{f.holder} t-{f.deadline}" for f in ch.in_flight]
         de = [f"m{d.msg}#{d.attempts}{ref(d.ref)} due {d.due}" for d in ch.deferred]
         name = cfg.channels[c] + (" (paused)" if ch.paused else "")
-        parts.append(f"{name}[mem {' '.join(items)} | flight {', '.join(fl)} | deferred {', '.join(de)} | disk {_log(ch.log)}]")
+        letters = f" | letters {' '.join(f'm{x.msg}{ref(x.ref)}' for x in ch.letters)}" if ch.letters else ""
+        parts.append(f"{name}[mem {' '.join(items)} | flight {', '.join(fl)} | deferred {', '.join(de)} | disk {_log(ch.log)}{letters}]")
     subs = [f"k{k}:rdy{con.rdy}" for k, con in enumerate(s.consumers) if con.subscribed]
     parts.append("subscribed " + (" ".join(subs) or "none"))
+    if cfg.ttl:
+        parts.append("ages " + " ".join(f"m{m}:{age}" for m, age in enumerate(s.ages[: s.ghost.published])))
     return "  ".join(parts)
 
 
@@ -340,7 +366,7 @@ def _small(mode: Mode, **kw: object) -> Config:
     """A configuration small enough to explore in seconds: a message times out one tick
     after delivery (TOUCH can stretch that to two), DPUB and REQ delays are one tick,
     attempts saturate at 2, channels are created by subscribing."""
-    base: dict[str, object] = {"msg_timeout": 1, "max_msg_timeout": 2, "max_attempts": 2, "create": False, "dpub_delays": (1,)}
+    base: dict[str, object] = {"msg_timeout": 1, "max_msg_timeout": 2, "attempts_bound": 2, "create": False, "dpub_delays": (1,)}
     base.update(kw)
     return Config(mode, **base)  # type: ignore[arg-type]
 
@@ -367,6 +393,18 @@ DEFAULT_CONFIGS: dict[str, Config] = {
     # clean restarts: nothing lost or repeated, attempts and deferred times kept
     "restart-default": _small(Mode.DEFAULT, channels=("a",), consumers=(0,), touch=False, crashes=0, restarts=1),
     "restart-disk-only": _small(Mode.DISK_ONLY, channels=("a",), consumers=(0,), touch=False, crashes=0, restarts=1),
+    # beyond nsqd: dead letters after one attempt (REQ, timeout, and a message in flight at
+    # a clean exit), the disk modes' wait for the envelope's fsync, under a crash and a restart
+    **{
+        f"dead-letter-{mode.value}": _small(mode, channels=("a",), consumers=(0,), rdy=2, max_attempts=1, attempts_bound=2, restarts=1)
+        for mode in Mode
+    },
+    # an operator's delete or empty while a dead letter waits for its envelope's fsync
+    "dead-letter-operators": _small(
+        Mode.DISK_ONLY, channels=("a",), consumers=(0,), dpub_delays=(), touch=False, admin=1, create=True, max_attempts=1, attempts_bound=2
+    ),
+    # beyond nsqd: a one-tick TTL through DPUB, REQ delays, timeouts and a crash
+    **{f"ttl-{mode.value}": _small(mode, channels=("a",), consumers=(0,), req_delays=(1,), touch=False, ttl=1) for mode in Mode},
 }
 
 

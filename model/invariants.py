@@ -22,7 +22,14 @@ first two apart and reports ``memory_at_crash`` for both):
 ``unsynced_at_power_loss``        any mode: its record was written but no fsync
                                   covered it, and the power failed
 ``ephemeral_at_restart``          its channel was ephemeral: not saved
+``dead_letter_at_crash``          default mode: it was dead-lettered, and its
+                                  envelope is a new message of the dead-letter
+                                  topic, inside default mode's window (the
+                                  model does not follow it there)
 ================================  ==============================================
+
+A dead letter waiting in a disk-only channel for its envelope's fsync is
+judged as the record that channel still holds: lost only with that record.
 
 Liveness is a property of the explored graph, not of one state: ``goal`` is
 the predicate the explorer must be able to reach from every state by a fair
@@ -35,6 +42,7 @@ from collections.abc import Callable
 
 from model.state import (
     ACKED,
+    LETTER_WRITTEN,
     NO_RECORD,
     READ_SYNCED,
     Action,
@@ -53,10 +61,12 @@ __all__ = [
     "acknowledged_survives_crash",
     "at_most_one_holder",
     "attempts_grow_by_one",
+    "attempts_within_max",
     "check_state",
     "check_step",
     "clean_restart_loses_nothing",
     "crash_loses_only_what_the_mode_allows",
+    "dead_letter_only_after_max",
     "deferred_never_early",
     "durable_publish_acks_after_fsync",
     "every_message_accounted_for",
@@ -65,6 +75,7 @@ __all__ = [
     "loss_rule",
     "never_deliver_unpublished",
     "rdy_bounds_in_flight",
+    "ttl_never_late",
 ]
 
 StateCheck = Callable[[Config, State], "str | None"]
@@ -102,7 +113,8 @@ def at_most_one_holder(cfg: Config, s: State) -> str | None:
 
 def every_message_accounted_for(cfg: Config, s: State) -> str | None:
     """Every acknowledged message is, in every channel that existed at publish, still to be
-    delivered, finished, or lost by a rule that allows it; one a topic holds is still there or lost."""
+    delivered, finished, dead-lettered, expired (past the TTL), or lost by a rule that allows
+    it; one a topic holds is still there or lost."""
     g = s.ghost
     nc = len(cfg.channels)
     for m in range(g.published):
@@ -112,7 +124,7 @@ def every_message_accounted_for(cfg: Config, s: State) -> str | None:
             return f"message {m}, held by the topic, vanished"
         for c in range(nc):
             i = m * nc + c
-            if g.expected[i] and not (g.lost[i] or g.finished[i] or pending(s, m, c)):
+            if g.expected[i] and not (g.lost[i] or g.finished[i] or g.dead[i] or g.expired[i] or pending(s, m, c)):
                 return f"message {m} vanished from channel {cfg.channels[c]} without a FIN or a reason"
     return None
 
@@ -147,19 +159,52 @@ def rdy_bounds_in_flight(cfg: Config, s: State, a: Action, t: State) -> str | No
 def attempts_grow_by_one(cfg: Config, s: State, a: Action, t: State) -> str | None:
     """Each delivery of a message to a channel has one attempt more than the one before
     (the first has 1); only a crash, which may read an older record of it again, lets
-    them go back, never below 1.  Attempts saturate at ``Config.max_attempts``."""
+    them go back, never below 1.  Attempts saturate at ``Config.attempts_bound``."""
     got = _delivered(cfg, s, a, t)
     if got is None:
         return None
     m, c, n = got
     i = _i(cfg, m, c)
     last = s.ghost.attempts[i]
-    want = min(last + 1, cfg.max_attempts)
-    if s.ghost.reread[i]:
-        ok = 1 <= n <= want
-    else:
-        ok = n == want or (n == cfg.max_attempts and last >= cfg.max_attempts)
+    bound = cfg.attempts_bound
+    want = min(last + 1, bound)
+    ok = (1 <= n <= want) if s.ghost.reread[i] else (n == want or (n == bound and last >= bound))
     return None if ok else f"message {m} delivered on {cfg.channels[c]} with attempts {n} after {last}"
+
+
+def attempts_within_max(cfg: Config, s: State, a: Action, t: State) -> str | None:
+    """With max_attempts, no delivery has more attempts than it: a message that has had
+    them is dead-lettered instead of delivered again."""
+    got = _delivered(cfg, s, a, t)
+    if got is None or not cfg.max_attempts:
+        return None
+    m, c, n = got
+    return f"message {m} delivered on {cfg.channels[c]} with attempts {n}, past max_attempts {cfg.max_attempts}" if n > cfg.max_attempts else None
+
+
+def dead_letter_only_after_max(cfg: Config, s: State, a: Action, t: State) -> str | None:
+    """A message is dead-lettered only once its last delivery had max_attempts attempts
+    (never with max_attempts off)."""
+    if a.kind not in ("req", "timer", "dead_letter"):
+        return None
+    for i, (was, now) in enumerate(zip(s.ghost.dead, t.ghost.dead, strict=True)):
+        if now and not was:
+            m, c = divmod(i, len(cfg.channels))
+            n = t.ghost.attempts[i]
+            if not cfg.max_attempts or n < cfg.max_attempts:
+                return f"message {m} dead-lettered from {cfg.channels[c]} after {n} attempt(s)"
+    return None
+
+
+def ttl_never_late(cfg: Config, s: State, a: Action, t: State) -> str | None:
+    """With a TTL, no message is delivered when it is older than the TTL since its publish
+    (one delivered in time is not recalled)."""
+    got = _delivered(cfg, s, a, t)
+    if got is None or not cfg.ttl:
+        return None
+    m, c, _ = got
+    age = t.ages[m]
+    return f"message {m} delivered on {cfg.channels[c]} {age} tick(s) after its publish, past the TTL of {cfg.ttl}" if age > cfg.ttl else None
 
 
 def deferred_never_early(cfg: Config, s: State, a: Action, t: State) -> str | None:
@@ -199,7 +244,7 @@ def loss_rule(cfg: Config, s: State, m: int, c: int, power: bool) -> str | None:
     (every copy of it must be losable), or None when losing it breaks a guarantee."""
     ch = s.channels[c]
     if not (holds(ch, m) or ch.log.holds(m)):
-        return None
+        return _letter_loss_rule(cfg, s, m, c, power)
     if cfg.ephemeral(c):
         return "ephemeral_at_restart"
     rules: list[str | None] = []
@@ -222,6 +267,21 @@ def loss_rule(cfg: Config, s: State, m: int, c: int, power: bool) -> str | None:
     return rules[0]
 
 
+def _letter_loss_rule(cfg: Config, s: State, m: int, c: int, power: bool) -> str | None:
+    """The rule under which a crash may lose message ``m``, dead-lettered from channel ``c``
+    with its envelope not yet fsynced: in default mode, the envelope's; in the disk modes,
+    the record the channel kept for it."""
+    if s.ghost.dead[_i(cfg, m, c)] != LETTER_WRITTEN:
+        return None
+    if not cfg.tracked:
+        return "dead_letter_at_crash"
+    ch = s.channels[c]
+    for x in ch.letters:
+        if x.msg == m and x.ref >= 0:
+            return "unsynced_at_power_loss" if power and x.ref >= ch.log.synced else None
+    return None
+
+
 def _topic_loss_rule(cfg: Config, s: State, m: int, power: bool) -> str | None:
     t = s.topic
     rules: list[str | None] = ["memory_at_crash" for x, _ in t.memory if x == m]
@@ -235,8 +295,12 @@ def _in_topic(s: State, m: int) -> bool:
     return any(x == m for x, _ in s.topic.memory) or any(r.msg == m for r in s.topic.log.unread)
 
 
-def _losses(cfg: Config, s: State, t: State) -> list[tuple[int, int]]:
-    """(message, channel, or -1 for the topic) for each acknowledged message the step lost."""
+def _losses(cfg: Config, s: State, t: State, *, crash: bool = False) -> list[tuple[int, int]]:
+    """(message, channel, or -1 for the topic) for each acknowledged message the step lost.
+
+    With ``crash``, a dead letter whose envelope was not yet known to be fsynced,
+    and whose message the channel does not have again, counts as lost too.
+    """
     g = s.ghost
     out: list[tuple[int, int]] = []
     was = [pending_messages(ch) for ch in s.channels]
@@ -245,7 +309,8 @@ def _losses(cfg: Config, s: State, t: State) -> list[tuple[int, int]]:
         if g.ack[m] != ACKED:
             continue
         for c in range(len(cfg.channels)):
-            if g.expected[_i(cfg, m, c)] and m in was[c] and m not in now[c]:
+            i = _i(cfg, m, c)
+            if (g.expected[i] and m in was[c] and m not in now[c]) or (crash and g.dead[i] == LETTER_WRITTEN and not g.lost[i] and m not in now[c]):
                 out.append((m, c))
         if g.topic_held[m] and _in_topic(s, m) and t.ghost.topic_held[m] and not _in_topic(t, m):
             out.append((m, -1))
@@ -260,7 +325,7 @@ def crash_loses_only_what_the_mode_allows(cfg: Config, s: State, a: Action, t: S
     if a.kind != "crash":
         return None
     power = a.a == 1
-    for m, c in _losses(cfg, s, t):
+    for m, c in _losses(cfg, s, t, crash=True):
         rule = loss_rule(cfg, s, m, c, power) if c >= 0 else _topic_loss_rule(cfg, s, m, power)
         if rule is None:
             where = cfg.channels[c] if c >= 0 else "the topic"
@@ -274,7 +339,7 @@ def acknowledged_survives_crash(cfg: Config, s: State, a: Action, t: State) -> s
     if a.kind != "crash":
         return None
     if cfg.mode is Mode.DURABLE or (cfg.mode is Mode.DISK_ONLY and a.a == 0):
-        for m, c in _losses(cfg, s, t):
+        for m, c in _losses(cfg, s, t, crash=True):
             if c < 0 or not cfg.ephemeral(c):
                 where = cfg.channels[c] if c >= 0 else "the topic"
                 return f"acknowledged message {m} lost from {where} in {cfg.mode.value} mode"
@@ -316,6 +381,9 @@ def _acked_before_fsync(cfg: Config, t: State, m: int) -> str | None:
 STEP_INVARIANTS: tuple[StepCheck, ...] = (
     rdy_bounds_in_flight,
     attempts_grow_by_one,
+    attempts_within_max,
+    dead_letter_only_after_max,
+    ttl_never_late,
     deferred_never_early,
     finished_not_redelivered,
     crash_loses_only_what_the_mode_allows,
@@ -347,8 +415,8 @@ def check_step(cfg: Config, s: State, a: Action, t: State) -> tuple[str, str] | 
 
 
 def goal(cfg: Config, s: State) -> bool:
-    """Every acknowledged message is finished (or lost by an allowed rule) on every channel
-    that existed when it was published.  The liveness guarantee (at-least-once delivery
+    """Every acknowledged message is finished (or dead-lettered, expired, or lost by an allowed
+    rule: none of them is pending) on every channel that existed when it was published.  The liveness guarantee (at-least-once delivery
     under fairness, once faults stop) is that this is reachable from every state."""
     g = s.ghost
     nc = len(cfg.channels)

@@ -17,6 +17,13 @@ unpause, a consumer disconnecting, a crash (a process kill, which keeps every
 byte written, or a power loss, which keeps only fsynced bytes and a prefix of
 the rest) and a clean restart.
 
+Beyond nsqd, off unless configured (``Config.max_attempts``, ``Config.ttl``):
+a REQ or timeout of a message whose last delivery had max_attempts, or a
+dispatch of one that already had them, dead-letters it (a disk-only channel
+keeps its record as a ``Letter`` until the dead-letter topic's group commit,
+``commit`` of ``Config.dead_letter_queue``); a dispatch drops (``expire``) a
+message older than the TTL, counted in ticks since its publish (``State.ages``).
+
 How closely
 -----------
 Closely enough to be checked against the broker step for step
@@ -51,7 +58,18 @@ from collections.abc import Iterator
 from itertools import product
 
 from model import transitions
-from model.state import Action, Config, State, commit_point, durable, holds, pending, ready
+from model.state import (
+    Action,
+    Config,
+    State,
+    aged,
+    commit_point,
+    durable,
+    exhausted,
+    holds,
+    pending,
+    ready,
+)
 
 __all__ = ["BUGS", "enabled", "holds", "initial", "is_fault", "next_source", "pending", "ready", "step"]
 
@@ -63,6 +81,10 @@ BUGS = frozenset(
         "crash_loses_in_flight",  # a crash lets go of the records of in-flight messages (disk-only)
         "no_reread_dedup",  # every record read again after a crash is delivered (broker, default mode)
         "lost_wakeup",  # a channel's timer forgets due deferred messages: they wait forever
+        "dead_letter_releases_early",  # a disk-only channel lets a dead letter's record go before its envelope's fsync
+        "ttl_ignored",  # a dispatch delivers a message past the TTL
+        "redeliver_exhausted",  # a dispatch delivers a message that had max_attempts (the broker before the fix)
+        "dead_letter_one_early",  # a message is dead-lettered one attempt before max_attempts
     }
 )
 
@@ -84,18 +106,29 @@ def is_fault(a: Action) -> bool:
 
 
 def next_source(cfg: Config, s: State, c: int) -> str:
-    """What a dispatch of channel ``c`` would do next: "memory", "disk", "read" or ""."""
+    """What a dispatch of channel ``c`` would do next: "memory", "disk", "read", "expire",
+    "dead_letter" or ""."""
     ch = s.channels[c]
     if not ch.exists or ch.paused:
         return ""
     if ch.memory:
-        return "memory"
+        return _unless_spent(cfg, s, ch.memory[0].msg, ch.memory[0].attempts, "memory")
     if ch.log.read == len(ch.log.records):
         return ""
     rec = ch.log.records[ch.log.read]
     if rec.due > 0 or rec.stale:
         return "read"  # deferred: waits in memory; stale: let go
-    return "disk"
+    return _unless_spent(cfg, s, rec.msg, rec.attempts, "disk")
+
+
+def _unless_spent(cfg: Config, s: State, m: int, attempts: int, source: str) -> str:
+    """Where it would have been delivered, a message past the TTL is dropped, and one that
+    already had max_attempts (in flight at a clean exit) is dead-lettered."""
+    if aged(cfg, s, m) and "ttl_ignored" not in cfg.bugs:
+        return "expire"
+    if exhausted(cfg, attempts + ("dead_letter_one_early" in cfg.bugs)) and "redeliver_exhausted" not in cfg.bugs:
+        return "dead_letter"
+    return source
 
 
 def _urgent(s: State) -> bool:
@@ -116,8 +149,8 @@ def _dispatches(cfg: Config, s: State) -> list[Action]:
         if not source:
             continue
         readers = [k for k in range(len(cfg.consumers)) if cfg.consumers[k] == c and ready(cfg, s, k)]
-        if readers and source == "read":
-            out.append(Action("read", c))
+        if readers and source in ("read", "expire", "dead_letter"):
+            out.append(Action(source, c))
         elif readers:
             out += [Action("deliver", c, k) for k in readers]
     return out
@@ -178,6 +211,9 @@ def _enabled(cfg: Config, s: State) -> Iterator[Action]:
         yield Action("sync", nc)
     if nc in waiting:
         yield Action("commit", nc)
+    if any(ch.letters for ch in s.channels):
+        # the dead-letter topic's group commit, on the next turn of nsqd's loop
+        yield Action("commit", cfg.dead_letter_queue)
     if not _urgent(s):
         yield Action("tick")
     if g.crashes < cfg.crashes:

@@ -23,6 +23,8 @@ from model.disklog import Log
 __all__ = [
     "ACKED",
     "FAILED",
+    "LETTER_SYNCED",
+    "LETTER_WRITTEN",
     "NO_RECORD",
     "PENDING",
     "READ_SYNCED",
@@ -35,12 +37,15 @@ __all__ = [
     "Ghost",
     "Held",
     "InFlight",
+    "Letter",
     "Mode",
     "State",
     "Topic",
+    "aged",
     "commit_point",
     "copies",
     "durable",
+    "exhausted",
     "holds",
     "pending",
     "pending_messages",
@@ -84,7 +89,10 @@ class Config:
     disconnects: int = 0  # consumers closing their connection
     sync_always: bool = False  # --sync-every=1: every queue operation is fsynced at once
     fsync: bool = True  # whether the explorer may fsync (sync timer, --sync-every) at any time
-    max_attempts: int = 3  # attempts saturate here, to keep the state space finite
+    attempts_bound: int = 3  # attempts saturate here, to keep the state space finite
+    # Beyond nsqd (README "Dead letters and message TTL"), both 0: off.
+    max_attempts: int = 0  # a REQ or timeout after this many deliveries dead-letters the message
+    ttl: int = 0  # ticks: a message older than this since its publish is dropped, never delivered
     eager: bool = True  # dispatch before anything else, as nsqd does; False: any interleaving
     bugs: frozenset[str] = frozenset()  # seeded bugs (spec.BUGS), to show the checks can fail
 
@@ -104,6 +112,11 @@ class Config:
             raise ValueError("need 0 < msg_timeout <= max_msg_timeout")
         if any(k not in ("kill", "power") for k in self.crash_kinds):
             raise ValueError("crash kinds are 'kill' and 'power'")
+        if self.max_attempts < 0 or self.ttl < 0:
+            raise ValueError("max_attempts and ttl are 0 (off) or positive")
+        if self.max_attempts and self.attempts_bound <= self.max_attempts:
+            # one more than max_attempts must be countable, or a delivery past it could not be seen
+            raise ValueError("attempts_bound must be above max_attempts")
 
     @property
     def mem_size(self) -> int:
@@ -116,6 +129,11 @@ class Config:
 
     def ephemeral(self, c: int) -> bool:
         return self.channels[c].endswith("#ephemeral")
+
+    @property
+    def dead_letter_queue(self) -> int:
+        """The queue index (``Action.a`` of ``commit``) of the dead-letter topic's disk queue."""
+        return len(self.channels) + 1
 
 
 # Held.ref when the copy stands for no record a crash would bring back:
@@ -151,6 +169,18 @@ class Deferred(NamedTuple):
     due: int  # ticks until due
 
 
+class Letter(NamedTuple):
+    """A dead-lettered message whose disk-only channel still holds its record.
+
+    The record is let go once the envelope is fsynced in the dead-letter
+    topic (the ``commit`` of queue ``Config.dead_letter_queue``), so that no
+    crash loses both.
+    """
+
+    msg: int
+    ref: int
+
+
 class Channel(NamedTuple):
     exists: bool = False
     paused: bool = False
@@ -158,6 +188,7 @@ class Channel(NamedTuple):
     in_flight: tuple[InFlight, ...] = ()  # in the order their timeouts were set (the timer's order)
     deferred: tuple[Deferred, ...] = ()  # in the order they were deferred
     log: Log = Log()  # its disk queue (always empty for an ephemeral channel)
+    letters: tuple[Letter, ...] = ()  # dead letters waiting for their envelope's fsync (disk modes)
 
 
 class Topic(NamedTuple):
@@ -174,6 +205,7 @@ class Consumer(NamedTuple):
 
 
 UNPUBLISHED, PENDING, ACKED, FAILED = 0, 1, 2, 3  # Ghost.ack
+LETTER_WRITTEN, LETTER_SYNCED = 1, 2  # Ghost.dead (0: not dead-lettered)
 
 
 class Ghost(NamedTuple):
@@ -201,6 +233,8 @@ class Ghost(NamedTuple):
     attempts: tuple[int, ...]
     reread: tuple[bool, ...]
     req_wait: tuple[int, ...]
+    dead: tuple[int, ...] = ()
+    expired: tuple[bool, ...] = ()
     crashes: int = 0
     restarts: int = 0
     admin: int = 0
@@ -222,6 +256,8 @@ class Ghost(NamedTuple):
             attempts=(0,) * mc,
             reread=(False,) * mc,
             req_wait=(0,) * mc,
+            dead=(0,) * mc,
+            expired=(False,) * mc,
         )
 
 
@@ -230,6 +266,9 @@ class State(NamedTuple):
     channels: tuple[Channel, ...]
     consumers: tuple[Consumer, ...]
     ghost: Ghost
+    # With a TTL: each message's age, ticks since its publish (its timestamp), saturating
+    # at ttl + 1, past which nothing tells them apart; () without one.
+    ages: tuple[int, ...] = ()
 
     @classmethod
     def initial(cls, cfg: Config) -> State:
@@ -238,6 +277,7 @@ class State(NamedTuple):
             (Channel(),) * len(cfg.channels),
             (Consumer(),) * len(cfg.consumers),
             Ghost.initial(cfg),
+            (0,) * cfg.messages if cfg.ttl else (),
         )
 
 
@@ -250,7 +290,11 @@ class Action(NamedTuple):
     power; ``keep``: how many unsynced records survive in each queue) · restart ·
     delete(c) · empty(c) · pause(c) · unpause(c) · disconnect(k).
 
-    A queue ``q`` is a channel index, or ``len(Config.channels)`` for the topic.
+    Beyond nsqd: expire(c) (the next message of ``c`` is past the TTL: dropped)
+    · dead_letter(c) (it already had max_attempts: dead-lettered, not delivered).
+
+    A queue ``q`` is a channel index, ``len(Config.channels)`` for the topic, or
+    ``Config.dead_letter_queue`` for the dead-letter topic's (``commit`` only).
     """
 
     kind: str
@@ -311,11 +355,22 @@ def copies(ch: Channel) -> list[Held | InFlight | Deferred]:
 def commit_point(cfg: Config, ch: Channel) -> int:
     """Where the channel's durable read position moves at its next sync.
 
-    A disk-only channel holds it at the oldest record a message it holds came
-    from; otherwise it is the read position.
+    A disk-only channel holds it at the oldest record a message it holds (or a
+    dead letter waiting for its envelope's fsync) came from; otherwise it is
+    the read position.
     """
     if cfg.tracked:
-        refs = [x.ref for x in copies(ch) if x.ref >= 0]
+        refs = [x.ref for x in copies(ch) if x.ref >= 0] + [x.ref for x in ch.letters if x.ref >= 0]
         if refs:
             return min(refs)
     return ch.log.read
+
+
+def aged(cfg: Config, s: State, m: int) -> bool:
+    """Whether message ``m`` is past the TTL: older than ``Config.ttl`` ticks since its publish."""
+    return bool(cfg.ttl) and s.ages[m] > cfg.ttl
+
+
+def exhausted(cfg: Config, attempts: int) -> bool:
+    """Whether a message with ``attempts`` deliveries may not be delivered again (max_attempts)."""
+    return bool(cfg.max_attempts) and attempts >= cfg.max_attempts

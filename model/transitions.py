@@ -15,6 +15,8 @@ from model.disklog import Log, Rec
 from model.state import (
     ACKED,
     FAILED,
+    LETTER_SYNCED,
+    LETTER_WRITTEN,
     NO_RECORD,
     PENDING,
     READ_SYNCED,
@@ -25,11 +27,13 @@ from model.state import (
     Deferred,
     Held,
     InFlight,
+    Letter,
     Mode,
     State,
     Topic,
     commit_point,
     durable,
+    exhausted,
     holds,
     pending_messages,
 )
@@ -54,6 +58,7 @@ class _Step:
         self.channels = list(s.channels)
         self.consumers = list(s.consumers)
         self.g = s.ghost
+        self.ages = s.ages
         self.written: dict[str, list[Any]] = {}
 
     def w(self, name: str) -> list[Any]:
@@ -73,7 +78,7 @@ class _Step:
         if self.written:
             changes: dict[str, Any] = {k: tuple(v) for k, v in self.written.items()}
             g = g._replace(**changes)
-        return State(self.topic, tuple(self.channels), tuple(self.consumers), g)
+        return State(self.topic, tuple(self.channels), tuple(self.consumers), g, self.ages)
 
     def i(self, m: int, c: int) -> int:
         return m * self.nc + c
@@ -136,6 +141,7 @@ class _Step:
                 tuple(f._replace(ref=moved(f.ref)) for f in ch.in_flight),
                 tuple(Deferred(d.msg, d.attempts, moved(d.ref), d.due) for d in ch.deferred),
                 log,
+                tuple(Letter(x.msg, moved(x.ref)) for x in ch.letters),
             )
         else:
             ch = ch._replace(log=log)
@@ -210,11 +216,19 @@ class _Step:
         if sum(1 for ch in self.channels if ch.exists) == 1:
             self.drain()
 
+    def drop_letters(self, c: int, why: str) -> None:
+        """An operator's delete or empty lets go of the records dead letters were waiting with:
+        the envelope, not yet fsynced, is all there is of them."""
+        for x in self.channels[c].letters:
+            if self.r("dead")[self.i(x.msg, c)] == LETTER_WRITTEN:
+                self.lose(x.msg, c, why)
+
     def holds_now(self, c: int, m: int) -> bool:
         ch = self.channels[c]
         return holds(ch, m) or ch.log.holds(m)
 
     def remove_channel(self, c: int, why: str) -> None:
+        self.drop_letters(c, why)
         for m in range(self.g.published):
             if self.holds_now(c, m):
                 self.lose(m, c, why)
@@ -280,20 +294,26 @@ class _Step:
         if self.cfg.ephemeral(c) and not others:
             self.remove_channel(c, "ephemeral_gone")
 
-    def do_deliver(self, a: Action) -> None:
-        c, k = a.a, a.b
+    def take_next(self, c: int) -> tuple[int, int, int]:
+        """(message, attempts, ref) of the next message a dispatch of ``c`` takes, taken."""
         ch = self.channels[c]
         if ch.memory:
             m, attempts, ref = ch.memory[0]
-            ch = ch._replace(memory=ch.memory[1:])
+            self.channels[c] = ch._replace(memory=ch.memory[1:])
         else:
             log = ch.log
             ref = log.read
             rec = log.records[ref]
             m, attempts = rec.msg, rec.attempts
-            ch = ch._replace(log=log._replace(read=ref + 1))
-        attempts = min(attempts + 1, self.cfg.max_attempts)
+            self.channels[c] = ch._replace(log=log._replace(read=ref + 1))
+        return m, attempts, ref
+
+    def do_deliver(self, a: Action) -> None:
+        c, k = a.a, a.b
+        m, attempts, ref = self.take_next(c)
+        attempts = min(attempts + 1, self.cfg.attempts_bound)
         flight = InFlight(m, attempts, ref, k, self.cfg.msg_timeout, 0)
+        ch = self.channels[c]
         self.channels[c] = ch._replace(in_flight=(*ch.in_flight, flight))
         i = self.i(m, c)
         self.w("attempts")[i] = attempts
@@ -312,6 +332,32 @@ class _Step:
             ch = ch._replace(deferred=(*ch.deferred, Deferred(rec.msg, rec.attempts, ref, rec.due)))
         self.channels[c] = ch
 
+    def do_expire(self, a: Action) -> None:
+        """The next message is past the TTL: dropped and its record let go, as a FIN would (``Channel._expire``)."""
+        c = a.a
+        m, _, _ = self.take_next(c)
+        self.w("expired")[self.i(m, c)] = True
+
+    def do_dead_letter(self, a: Action) -> None:
+        """The next message already had max_attempts: dead-lettered where it would have been
+        delivered.  Only a clean exit writes such a message (it was in flight)."""
+        c = a.a
+        m, _, ref = self.take_next(c)
+        self.dead_letter(c, m, ref)
+
+    def dead_letter(self, c: int, m: int, ref: int) -> None:
+        """Published to the dead-letter topic instead of delivered again (``Channel._dead_letter``).
+
+        A disk-only channel keeps the record until the envelope is fsynced (a
+        ``Letter``); otherwise the message is gone from the channel at once.
+        """
+        self.w("dead")[self.i(m, c)] = LETTER_WRITTEN
+        if self.cfg.tracked and durable(self.cfg, c):
+            if "dead_letter_releases_early" in self.cfg.bugs:
+                ref = NO_RECORD
+            ch = self.channels[c]
+            self.channels[c] = ch._replace(letters=(*ch.letters, Letter(m, ref)))
+
     def do_fin(self, a: Action) -> None:
         c = self.cfg.consumers[a.a]
         self.take_in_flight(c, a.b)
@@ -321,6 +367,9 @@ class _Step:
         k, m, delay = a.a, a.b, a.c
         c = self.cfg.consumers[k]
         f = self.take_in_flight(c, m)
+        if exhausted(self.cfg, f.attempts + ("dead_letter_one_early" in self.cfg.bugs)):
+            self.dead_letter(c, m, f.ref)  # whatever the delay
+            return
         i = self.i(m, c)
         if delay or self.g.req_wait[i]:
             self.w("req_wait")[i] = delay
@@ -358,7 +407,9 @@ class _Step:
             deferred=tuple(d for d in ch.deferred if d.due != 0 or not due),
         )
         for f in expired:
-            if "timeout_drops" not in self.cfg.bugs:
+            if exhausted(self.cfg, f.attempts):
+                self.dead_letter(c, f.msg, f.ref)
+            elif "timeout_drops" not in self.cfg.bugs:
                 self.put_back(c, f.msg, f.attempts, f.ref)
         for d in due:
             self.put_back(c, d.msg, d.attempts, d.ref)
@@ -375,12 +426,17 @@ class _Step:
                 tuple(InFlight(f.msg, f.attempts, f.ref, f.holder, f.deadline - 1, min(f.age + 1, cap)) for f in ch.in_flight),
                 tuple(Deferred(d.msg, d.attempts, d.ref, d.due - 1) for d in ch.deferred),
                 disklog.tick(ch.log),
+                ch.letters,
             )
         if self.topic.log.records:
             self.topic = self.topic._replace(log=disklog.tick(self.topic.log))
         for name in ("dpub_wait", "req_wait"):
             if any(getattr(self.g, name)):
                 self.written[name] = [max(0, x - 1) for x in getattr(self.g, name)]
+        if self.cfg.ttl:
+            # Published messages age (their timestamps stay put); past ttl + 1 nothing tells them apart.
+            top = self.cfg.ttl + 1
+            self.ages = tuple(min(x + 1, top) if m < self.g.published else x for m, x in enumerate(self.ages))
 
     def do_sync(self, a: Action) -> None:
         if a.a == self.nc:
@@ -389,6 +445,16 @@ class _Step:
             self.sync(a.a)
 
     def do_commit(self, a: Action) -> None:
+        if a.a == self.cfg.dead_letter_queue:
+            # The dead-letter topic's group commit: every envelope written so far is
+            # durable, and each disk-only channel lets the original's record go.
+            dead = self.w("dead")
+            for c, ch in enumerate(self.channels):
+                for x in ch.letters:
+                    dead[self.i(x.msg, c)] = LETTER_SYNCED
+                if ch.letters:
+                    self.channels[c] = ch._replace(letters=())
+            return
         if a.a == self.nc:
             self.topic = self.topic._replace(log=disklog.group_commit(self.topic.log))
         else:
@@ -421,6 +487,7 @@ class _Step:
     def do_empty(self, a: Action) -> None:
         c = a.a
         self.g = self.g._replace(admin=self.g.admin + 1)
+        self.drop_letters(c, "channel_emptied")
         for m in range(self.g.published):
             if self.holds_now(c, m):
                 self.lose(m, c, "channel_emptied")
@@ -476,6 +543,10 @@ class _Step:
                 if state == PENDING:
                     ack[m] = ACKED  # everything was fsynced on the way out
                     awaiting[m] = frozenset()
+        if LETTER_WRITTEN in self.g.dead:
+            # The dead-letter topic is fsynced on the way out too; a disk-only channel
+            # let go of the records its letters waited with (``Channel.close``).
+            self.written["dead"] = [LETTER_SYNCED if x == LETTER_WRITTEN else x for x in self.g.dead]
         self.come_back([None] * (self.nc + 1), "restart")
 
     def come_back(self, keep: list[int | None], why: str) -> None:
@@ -515,7 +586,14 @@ class _Step:
                         self.w("reread")[i] = True
                     if self.r("finished")[i]:
                         self.w("finished")[i] = False  # the FIN is undone: it will come again
+                    if self.r("dead")[i]:
+                        self.w("dead")[i] = 0  # it will be delivered (and dead-lettered) again
+                    if self.r("expired")[i]:
+                        self.w("expired")[i] = False
                 elif m in was:
                     self.lose(m, c, "ephemeral_at_restart" if self.cfg.ephemeral(c) else why)
+                elif crash and self.r("dead")[i] == LETTER_WRITTEN:
+                    # Neither its record nor (for all the model knows) its unsynced envelope is left.
+                    self.lose(m, c, why)
                 if crash and self.r("req_wait")[i]:
                     self.w("req_wait")[i] = 0

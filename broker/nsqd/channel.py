@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 __all__ = ["Channel", "Consumer"]
 
 _COMPACT_MIN = 1024
-_NO_LIMIT = 1 << 62  # attempts never reach it: max_attempts off
 
 
 class Consumer(Protocol):
@@ -353,7 +352,7 @@ class Channel:
             token = self._token
             ttl = self.ttl_ns
             expire_before = self._clock.wall_ns() - ttl if ttl else 0
-            limit = self.max_attempts or _NO_LIMIT
+            max_attempts = self.max_attempts
             # Putting a message in flight is written out here and in _dispatch_round_robin
             # rather than called: this loop runs once per message delivered.
             while room > 0:
@@ -369,9 +368,7 @@ class Channel:
                 if msg.timestamp < expire_before:
                     self._expire(msg)
                     continue
-                if msg.attempts >= limit:
-                    # in flight and unanswered at a clean exit: its last attempt never came back
-                    self._dead_letter(msg, "timed_out")
+                if max_attempts and msg.attempts >= max_attempts and self._publish_dead_letter(msg, "exhausted"):
                     continue
                 if rate > 0 and self._rand.randrange(100) > rate:
                     continue  # sampled out: consumed without delivery, as nsqd does
@@ -402,7 +399,7 @@ class Channel:
         now = self._clock.now()
         ttl = self.ttl_ns
         expire_before = self._clock.wall_ns() - ttl if ttl else 0
-        limit = self.max_attempts or _NO_LIMIT
+        max_attempts = self.max_attempts
         rr = self._rr % n
         try:
             while memory or backend.depth():
@@ -426,8 +423,7 @@ class Channel:
                 if msg.timestamp < expire_before:
                     self._expire(msg)
                     continue
-                if msg.attempts >= limit:
-                    self._dead_letter(msg, "timed_out")  # as in _dispatch_to_one
+                if max_attempts and msg.attempts >= max_attempts and self._publish_dead_letter(msg, "exhausted"):
                     continue
                 rate = client.sample_rate
                 if rate > 0 and self._rand.randrange(100) > rate:
@@ -552,12 +548,22 @@ class Channel:
         self.dead_letter_topic = topic if max_attempts else ""
 
     def _dead_letter(self, msg: Message, reason: Reason) -> None:
+        """A REQ or timeout after the last attempt: to the dead-letter topic, or requeued if it refuses."""
+        if not self._publish_dead_letter(msg, reason):
+            self._put_back(msg)
+
+    def _publish_dead_letter(self, msg: Message, reason: Reason) -> bool:
         """Publish ``msg`` in an envelope to the dead-letter topic, then let it go.
 
         A disk-only channel keeps the message's record until the envelope is
-        fsynced in every queue it went to, so no crash loses both; if the
-        envelope cannot be published, or its fsync fails, the message is
-        requeued instead (a dead letter may then come twice; none is lost).
+        fsynced in every queue it went to, so no crash loses both; if that
+        fsync fails, the message is requeued (a dead letter may then come
+        twice; none is lost).  False, with the message still this channel's
+        to place, when the topic refuses the envelope.
+
+        A message comes to be delivered with its attempts already spent
+        ("exhausted") when a clean exit wrote it while it was in flight, or
+        when max_attempts was lowered; delivering it would pass max_attempts.
         """
         nsqd = self._nsqd
         letter = DeadLetter(self.topic_name, self.name, msg.id, msg.attempts, msg.timestamp, reason, msg.body)
@@ -565,24 +571,24 @@ class Channel:
             topic = nsqd.get_topic(self.dead_letter_topic)
             topic.put_message(topic.new_message(encode_envelope(letter)))
         except Exception as exc:  # PublishRefused, BackendError: keep the message here
-            nsqd.log("WARNING", f"CHANNEL({self.topic_name}:{self.name}): dead letter to {self.dead_letter_topic} failed, requeued - {exc}")
-            self._put_back(msg)
-            return
+            nsqd.log("WARNING", f"CHANNEL({self.topic_name}:{self.name}): dead letter to {self.dead_letter_topic} failed, kept - {exc}")
+            return False
         self.dead_lettered_count += 1
         nsqd.notify("message_dead_lettered", topic, (self, msg))
-        if not self._tracked or msg.disk_pos is None:
-            return
+        pos = msg.disk_pos
+        if not self._tracked or pos is None:
+            return True
         queues = topic.durable_queues()
         if not queues:
             self._release(msg)
-            return
+            return True
         waiting = [len(queues), 0]  # callbacks to come, failures
 
         def synced(exc: Exception | None) -> None:
             waiting[0] -= 1
             waiting[1] += exc is not None
-            if waiting[0] or self.closed:
-                return
+            if waiting[0] or self.closed or pos not in self._outstanding:
+                return  # closed, or emptied meanwhile: its record is gone already
             if waiting[1]:
                 self._put_back(msg)
                 self.dispatch()
@@ -591,6 +597,7 @@ class Channel:
 
         for queue in queues:
             queue.on_synced(synced)
+        return True
 
     def _expire(self, msg: Message) -> None:
         """Past the topic's TTL: dropped and counted, never delivered."""

@@ -2,7 +2,9 @@
 
 Beyond nsqd (nsqio/nsq#974).  A channel created with ``max_attempts=N`` and
 ``dead_letter_topic=T`` moves a message that is requeued (REQ) or times out
-after its N-th delivery to topic ``T`` instead of delivering it again.  The
+after its N-th delivery to topic ``T`` instead of delivering it again; so too
+one that comes to be delivered with N attempts already (it was in flight at
+a clean exit, which writes it with its attempts, or N was lowered).  The
 message published to ``T`` is a new message (its own id, timestamp and
 attempts) whose body is this envelope, a JSON object any consumer can read
 without knowing NSQ's framing:
@@ -10,7 +12,7 @@ without knowing NSQ's framing:
     {"topic": "<original topic>", "channel": "<original channel>",
      "id": "<original message id, 16 characters>", "attempts": N,
      "timestamp": <original publish time, ns since the epoch>,
-     "reason": "requeued" | "timed_out", "body": "<original body, base64>"}
+     "reason": "requeued" | "timed_out" | "exhausted", "body": "<original body, base64>"}
 
 Keys come in that order; ``body`` is standard base64 (RFC 4648, with padding).
 """
@@ -24,7 +26,7 @@ from typing import Literal
 
 __all__ = ["DeadLetter", "Reason", "decode_envelope", "encode_envelope"]
 
-Reason = Literal["requeued", "timed_out"]
+Reason = Literal["requeued", "timed_out", "exhausted"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ def config(mode: Mode) -> Config:
         restarts=1,
         admin=2,
         disconnects=2,
-        max_attempts=1000,
+        attempts_bound=1000,
     )
 
 

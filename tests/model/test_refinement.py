@@ -5,6 +5,10 @@ file system) and on the model (``tests/model/bridge.py`` compares what each
 shows after every step).  Message ids live in a Bundle; rules that need a
 connected consumer or an existing channel say so with ``@precondition``.
 Every counterexample found is pinned in ``test_refinement_regressions.py``.
+
+``Refinement`` runs nsqd as nsqd; ``RefinementBeyondNsqd`` runs the same rules
+with the options beyond it turned on (max attempts with a dead-letter topic,
+a message TTL), in each mode.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ consumers = st.integers(0, N_CONSUMERS - 1)
 channels = st.integers(0, N_CHANNELS - 1)
 
 
-class Refinement(RuleBasedStateMachine):
+class _Rules(RuleBasedStateMachine):
+    """Every action, on a ``Pair`` its subclass's ``@initialize`` starts."""
+
     messages = Bundle("messages")
 
     def __init__(self) -> None:
@@ -35,11 +41,6 @@ class Refinement(RuleBasedStateMachine):
     def p(self) -> Pair:
         assert self.pair is not None
         return self.pair
-
-    @initialize(mode=st.sampled_from(list(Mode)), sync_every_op=st.booleans())
-    def start(self, mode: Mode, sync_every_op: bool) -> None:
-        self.pair = Pair(mode, sync_every_op=sync_every_op)
-        note(f"nsqd in {mode.value} mode, {'--sync-every=1' if sync_every_op else 'fsync when the test says'}")
 
     # -- clients ----------------------------------------------------------------------
 
@@ -137,11 +138,59 @@ class Refinement(RuleBasedStateMachine):
             note(self.p.unpause(c) if self.p.paused(c) else self.p.pause(c))
 
 
-Refinement.TestCase.settings = settings(
+class Refinement(_Rules):
+    @initialize(mode=st.sampled_from(list(Mode)), sync_every_op=st.booleans())
+    def start(self, mode: Mode, sync_every_op: bool) -> None:
+        self.pair = Pair(mode, sync_every_op=sync_every_op)
+        note(f"nsqd in {mode.value} mode, {'--sync-every=1' if sync_every_op else 'fsync when the test says'}")
+
+
+class RefinementBeyondNsqd(_Rules):
+    @initialize(
+        mode=st.sampled_from(list(Mode)),
+        sync_every_op=st.booleans(),
+        options=st.sampled_from([(1, 0), (2, 0), (0, 2), (0, 4), (2, 3)]),
+    )
+    def start(self, mode: Mode, sync_every_op: bool, options: tuple[int, int]) -> None:
+        max_attempts, ttl = options
+        self.pair = Pair(mode, sync_every_op=sync_every_op, max_attempts=max_attempts, ttl=ttl)
+        sync = "--sync-every=1" if sync_every_op else "fsync when the test says"
+        note(f"nsqd in {mode.value} mode, {sync}, max_attempts={max_attempts} (dead letters to dl), TTL {ttl}s")
+
+    # Dead letters need a message to be delivered and answered by the consumer that holds
+    # it, often: these pick one in flight (the rules above pick any consumer and any
+    # message, and mostly miss), and bring every consumer back after a crash or restart.
+
+    @precondition(lambda self: not all(self.p.connected(k) for k in range(N_CONSUMERS)))
+    @rule()
+    def subscribe_everyone(self) -> None:
+        for k in range(N_CONSUMERS):
+            if not self.p.connected(k):
+                note(self.p.subscribe(k))
+
+    @precondition(lambda self: bool(self.p.in_flight()))
+    @rule(pick=st.integers(0, 15), delay=st.sampled_from([0, 2]))
+    def requeue_one_in_flight(self, pick: int, delay: int) -> None:
+        held = self.p.in_flight()
+        k, m = held[pick % len(held)]
+        note(self.p.req(k, m, delay))
+
+    @precondition(lambda self: bool(self.p.in_flight()))
+    @rule(pick=st.integers(0, 15), fin=st.booleans())
+    def answer_one_in_flight(self, pick: int, fin: bool) -> None:
+        held = self.p.in_flight()
+        k, m = held[pick % len(held)]
+        note(self.p.fin(k, m) if fin else self.p.touch(k, m))
+
+
+_SETTINGS = settings(
     max_examples=100,
     stateful_step_count=40,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
+Refinement.TestCase.settings = _SETTINGS
 TestRefinement = Refinement.TestCase
+RefinementBeyondNsqd.TestCase.settings = _SETTINGS
+TestRefinementBeyondNsqd = RefinementBeyondNsqd.TestCase

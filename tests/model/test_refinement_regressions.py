@@ -115,3 +115,34 @@ def test_message_ids_stay_unique_across_a_restart() -> None:
     got = first + c.messages(c.log) + c.messages()
     assert sorted(m[3] for m in got) == [b"after", b"before", b"before"]  # "before" again: unfinished at exit
     assert {m[2] for m in got if m[3] == b"after"}.isdisjoint(m[2] for m in got if m[3] == b"before")
+
+
+def test_a_message_in_flight_at_a_clean_exit_with_its_last_attempt_is_dead_lettered_after_it() -> None:
+    # Found here (fixed: Channel._publish_dead_letter at dispatch, reason "exhausted"): a
+    # clean exit writes a message in flight with its attempts, and the next process
+    # delivered it once past max_attempts (invariant attempts_within_max; the seeded bug
+    # redeliver_exhausted is the old behaviour).
+    for mode in Mode:
+        p = Pair(mode, max_attempts=1)
+        p.subscribe(2)
+        p.publish()
+        p.restart()
+        p.subscribe(2)
+        s = p.state
+        assert not s.channels[1].in_flight, mode
+        assert s.ghost.dead[0 * 2 + 1], mode  # m0 on channel b
+
+
+def test_emptying_a_channel_while_a_dead_letter_waits_for_its_fsync() -> None:
+    # Found here (fixed): the dead-letter topic's group commit let go of a record the
+    # channel's empty had already let go, and the KeyError escaped from the fsync's callback.
+    for mode in (Mode.DISK_ONLY, Mode.DURABLE):
+        p = Pair(mode, max_attempts=1)
+        p.subscribe(2)
+        p.publish()
+        p.req(2, 0, 0)
+        assert p.state.channels[1].letters, mode  # the group commit runs when the clock next moves
+        p.empty(1)
+        p.advance()
+        p.publish()
+        p.fin(2, 1)

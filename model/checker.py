@@ -90,8 +90,8 @@ guarantees (docs/guarantees.md), seen from the clients:
   N (``channel_options``) no delivery has more than N attempts
   (``over_attempts``, excused only by a disk fault on the node, after which a
   refused envelope requeues the message); a ``dead_letter`` names a message
-  the channel delivered at some time (``dead_letter_phantom``; a cut may hold
-  a delivery until after its dead letter) after N attempts
+  message published to that nsqd (``dead_letter_phantom``; its deliveries
+  may all have been lost on the way: it then counts as delivered) after N attempts
   (``dead_letter_early``); and a message whose last delivery had N attempts
   and was not finished (REQ, no answer, a refused FIN) reaches the
   dead-letter topic's reader (``dead_letter_lost``) unless it is still
@@ -300,6 +300,10 @@ class _Judge:
         for where, ds in self.h.deliveries.items():
             self.judge_deliveries(*where, ds, where in owed)
         missing = [(where, p) for where, p in owed.items() if where not in self.h.deliveries]
+        # Dead-lettered with no delivery seen (both attempts lost on the way): it reached the channel.
+        for where, p in [(w, p) for w, p in missing if w in self.h.dead_letters]:
+            self.v.outcomes.append(Outcome(where[0], p.topic, where[1], where[2], "delivered", rule="dead_lettered"))
+        missing = [(where, p) for where, p in missing if where not in self.h.dead_letters]
         unexplained: dict[tuple[str, str, str], list[Outcome]] = defaultdict(list)
         for (nsqd, channel, key), p in missing:
             o = Outcome(nsqd, p.topic, channel, key, "lost_allowed", rule=self.loss_rule(p, channel, key))
@@ -372,12 +376,12 @@ class _Judge:
         for (nsqd, channel, key), letters in sorted(h.dead_letters.items()):
             p = h.pubs.get(key)
             topic = p.topic if p else h.delivery_topic.get((nsqd, channel, key), "")
-            ds = h.deliveries.get((nsqd, channel, key), [])
             limit = h.max_attempts.get((nsqd, topic, channel), (0, ""))[0]
             first = letters[0]
-            # (a delivery held at a cut may arrive after the dead letter it led to)
-            if not ds:
-                self.v.violate(f"dead_letter_phantom: {key} of {nsqd}/{channel} dead-lettered at {first.at[0]:.6f}, never delivered")
+            # Not "never delivered": deliveries can be lost on the way (or arrive after the
+            # dead letter they led to, held at a cut); the envelope names a published message.
+            if p is None or p.nsqd != nsqd:
+                self.v.violate(f"dead_letter_phantom: {key} of {nsqd}/{channel} dead-lettered at {first.at[0]:.6f}, never published there")
             elif any(letter.attempts < limit for letter in letters):
                 self.v.violate(f"dead_letter_early: {key} of {nsqd}/{channel} dead-lettered after {min(x.attempts for x in letters)} attempts, max_attempts {limit}")
         for (nsqd, topic, channel), (limit, target) in sorted(h.max_attempts.items()):

@@ -401,8 +401,10 @@ def test_a_message_requeued_on_its_last_attempt_must_reach_the_dead_letter_topic
 
 
 def test_a_dead_letter_must_follow_max_attempts_deliveries_of_the_channel() -> None:
-    phantom = verdict(node("default"), options(2), sub(0.5), pub(1, "k"), letter(1.5, "k"))
-    assert phantom.violation_counts() == {"dead_letter_phantom": 1, "lost": 1}
+    # deliveries lost on the way: the dead letter shows it reached the channel
+    assert verdict(node("default"), options(2), sub(0.5), pub(1, "k"), letter(1.5, "k")).ok
+    phantom = verdict(node("default"), options(2), sub(0.5), letter(1.5, "k"))
+    assert phantom.violation_counts() == {"dead_letter_phantom": 1}
     early = verdict(node("default"), options(2), sub(0.5), pub(1, "k"), deliver(1.1, "k"), req(1.2, "k"), letter(1.5, "k", attempts=1))
     assert early.violation_counts() == {"dead_letter_early": 1}
 

@@ -82,7 +82,8 @@ _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytes
 
 UNIT_TESTS = ("tests/unit/nsqd", "tests/unit/storage", "tests/unit/lookupd")
 MODEL_TESTS = ("tests/model",)
-SWEEP_CONFIGS = ("reference-cluster", "reference-disk-only", "reference-durable")
+# reference-full-queues fills the memory and disk queues, which the others never do.
+SWEEP_CONFIGS = ("reference-cluster", "reference-disk-only", "reference-durable", "reference-full-queues")
 STAGES = ("unit", "model", "sweep")
 DEFAULT_SEEDS = "1..3"
 # Generous: a stage that passed on the baseline and now runs this long is hung.

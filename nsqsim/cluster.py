@@ -192,6 +192,7 @@ class Cluster:
                     "durable_publish": node.opts.durable_publish,
                     "sync_every": node.opts.sync_every,
                     "persistent": persists,
+                    "timeout_bound": max([node.opts.msg_timeout, *(c.msg_timeout for c in cfg.consumers)]),
                 }
                 for host, node in self.nsqd_nodes.items()
             },

@@ -47,9 +47,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -548,8 +550,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # Unwinds like ^C: the running stage's process is killed and the copy removed.
+    sys.exit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is not threading.main_thread():
+        return _main(args)
+    before = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        return _main(args)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _main(args: argparse.Namespace) -> int:
     # A log file gets whole lines, not a table folded to 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=200)
     problems = check_anchors()

@@ -104,6 +104,13 @@ guarantees (docs/guarantees.md), seen from the clients:
 * **Every node comes back.**  In a simulated run (one with ``load_end``,
   after which every fault ends), an nsqd that ended and never started again
   is ``node_down``: what its disk holds would otherwise pass for a crash's loss.
+* **Timeouts fire.**  In a simulated run whose nodes say how long a message
+  may stay in flight (``timeout_bound``), a delivery before ``load_end`` that
+  its consumer never answered (FIN, REQ or TOUCH) must be followed by another
+  unless its node ended since it was sent (since its connection's SUB), or
+  its channel was deleted or emptied since; if the
+  run went on for twice the bound after it and none came, nsqd never timed it
+  out: ``stuck``.  Without this rule such a message is merely ``pending``.
 * **Nothing escapes.**  An ``exception`` event is a violation.
 
 Each kind of violation is listed ``_MAX_LISTED`` times and then only counted
@@ -112,6 +119,7 @@ Each kind of violation is listed ``_MAX_LISTED`` times and then only counted
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -242,9 +250,32 @@ class _Judge:
                 last_start = max(self.h.starts.get(nsqd, []), default=None)
                 if last_start is None or ends[-1][0] > last_start:
                     self.v.violate(f"node_down: {nsqd} ended at {ends[-1][0][0]:.6f} and never started again")
+            self.stuck(self.h.load_end)
         self.judge()
         self.judge_dead_letters()
         return self.v
+
+    def stuck(self, load_end: At) -> None:
+        """Unanswered deliveries that nsqd never timed out (see "Timeouts fire")."""
+        h = self.h
+        for (nsqd, channel, key), ds in h.deliveries.items():
+            bound = h.node(nsqd).timeout_bound
+            last = ds[-1]
+            if bound <= 0 or last.at >= load_end or last.at[0] + 2 * bound >= h.end[0] or channel.endswith("#ephemeral"):
+                continue
+            if any(a.at >= last.at and a.consumer == last.consumer and a.kind != "hold" for a in h.answers.get((nsqd, channel, key), ())):
+                continue
+            # The life that sent it is the one that answered its connection's SUB: a
+            # delivery held at a cut can arrive after that life ended.
+            subs = h.subscribed.get((last.consumer, nsqd), [])
+            i = bisect.bisect_right(subs, last.at)
+            sent_since = subs[i - 1] if i else (0.0, 0)
+            if any(at >= sent_since for at, _ in h.faults.get(nsqd, ())):
+                continue
+            topic = h.delivery_topic.get((nsqd, channel, key), "")
+            if self.after(nsqd, topic, channel, "deleted", last.at) or self.after(nsqd, topic, channel, "emptied", last.at):
+                continue
+            self.v.violate(f"stuck: {key} delivered by {nsqd} on {channel} at {last.at[0]:.6f}, never answered, never delivered again")
 
     # -- channels -----------------------------------------------------------------------
 

@@ -155,6 +155,9 @@ class NodeSettings:
     durable_publish: bool = False
     sync_every: int = 2500
     persistent: bool = True
+    # The longest nsqd may leave a message in flight unanswered (its --msg-timeout, or
+    # a longer one a consumer asked for in IDENTIFY), if the history says: 0, unknown.
+    timeout_bound: float = 0.0
 
     @property
     def mode(self) -> str:
@@ -167,7 +170,10 @@ class NodeSettings:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> NodeSettings:
         kw: dict[str, Any] = {}
-        for name, kind in (("mem_queue_size", int), ("durable_publish", bool), ("sync_every", int), ("persistent", bool)):
+        fields: tuple[tuple[str, type], ...] = (
+            ("mem_queue_size", int), ("durable_publish", bool), ("sync_every", int), ("persistent", bool), ("timeout_bound", float),
+        )
+        for name, kind in fields:
             if name in raw:
                 kw[name] = kind(raw[name])
         # Older nsqsim histories say only what each kind of stop may lose (crash_loses,

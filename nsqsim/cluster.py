@@ -43,6 +43,7 @@ from nsqsim.network import SimNetwork
 from nsqsim.nodes import PROCESS_START, LookupdNode, NsqdNode
 from nsqsim.randomness import SeedTree
 from nsqsim.workload import Consumer, Producer
+from nsqsim.workload.process import message_key
 
 __all__ = ["Cluster", "RunResult", "run"]
 
@@ -121,8 +122,23 @@ class Cluster:
     # -- what the nemesis does to nodes ------------------------------------------------------
 
     def crash_nsqd(self, host: str) -> None:
+        self._record_durable(self.nsqd_nodes[host])
         self.history.record("crash", host=host)
         self.nsqd_nodes[host].crash()
+
+    def _record_durable(self, node: NsqdNode) -> None:
+        """Before a power loss: ``fsync`` events for the records it cannot take (``SimDisk.durable_records``)."""
+        for queue, records in node.disk.durable_records().items():
+            topic, _, channel = queue.partition(":")  # nsqd names a channel's queue <topic>:<channel>
+            keys: list[str] = []
+            for record in records:
+                try:
+                    msg, _ = decode_message_record(record)
+                except ValueError:
+                    continue
+                keys.append(message_key(msg.body))
+            if keys:
+                self.history.record("fsync", host=node.host, topic=topic, channel=channel, keys=keys)
 
     def kill_nsqd(self, host: str) -> None:
         self.history.record("kill", host=host)
@@ -205,6 +221,7 @@ class Cluster:
                     "durable_publish": node.opts.durable_publish,
                     "sync_every": node.opts.sync_every,
                     "persistent": persists,
+                    "timeout_bound": max([node.opts.msg_timeout, *(c.msg_timeout for c in cfg.consumers)]),
                 }
                 for host, node in self.nsqd_nodes.items()
             },
@@ -272,6 +289,7 @@ class Cluster:
             except SimulatedCrash:
                 torn = [n for n in self.nsqd_nodes.values() if n.disk.torn_armed]
                 for node in torn:
+                    self._record_durable(node)
                     self.history.record("crash", host=node.host, torn_write=True)
                     node.crash()
             except Exception as exc:

@@ -11,13 +11,23 @@ the faults the nemesis injects, each drawn from the disk's own generator:
 * ``fail_fsyncs``: the next fsyncs fail with EIO and make nothing durable;
 * ``fill`` / ``unfill``: writes past the space left fail with ENOSPC;
 * ``flip_bit``: one bit of one file flips on the medium (latent corruption).
+
+``durable_records`` says, just before a power loss, which records no crash
+can take: the cluster writes them to the history as ``fsync`` events, so the
+checker can tell a record that was never fsynced (a power loss may take it)
+from one that was (it must survive, and be delivered).  Without them every
+message a disk-only node held when its power went would pass as an allowed
+loss, and a broker that skipped an fsync, or synced a read position before
+the records it covers, could not be caught.
 """
 
 from __future__ import annotations
 
 import random
+import re
 
 from broker.storage.memfs import MemoryFileSystem
+from broker.storage.segment import HEADER, HEADER_SIZE, crc32c
 
 __all__ = ["SimDisk"]
 
@@ -30,6 +40,8 @@ class SimDisk:
         self.fs.mkdir(root)
         self._rng = rng
         self.torn_armed = False
+        # durable_records: per segment path, the inode and how far its records were reported
+        self._reported: dict[str, tuple[object, int]] = {}
 
     def crash(self) -> None:
         """Lose what a power failure may lose."""
@@ -83,3 +95,43 @@ class SimDisk:
         offset = self._rng.randrange(self.fs.file_size(path))
         self.fs.flip_bit(path, offset, self._rng.randrange(8))
         return path, offset
+
+    def durable_records(self) -> dict[str, list[bytes]]:
+        """Per disk queue name, the records that became certain to survive a crash since the last call.
+
+        A record is certain when it lies in the fsynced part of a segment whose
+        name is durable in its directory: the crash model of ``MemoryFileSystem``
+        keeps exactly that.  The port has no such question, so this reads the
+        file system's state directly; it changes nothing.  Records are read
+        from the start of each segment up to the first that fails its checks.
+        """
+        out: dict[str, list[bytes]] = {}
+        base = "/".join(part for part in self.root.split("/") if part not in ("", "."))
+        base = "/" + base if self.root.startswith("/") else base  # the file system's own key for it
+        directory = self.fs._dirs.get(base)
+        if directory is None:
+            return out
+        for name, inode in sorted(directory.durable.items()):
+            m = _SEGMENT.fullmatch(name)
+            if m is None or directory.entries.get(name) is not inode:
+                continue
+            path = f"{base.rstrip('/')}/{name}"
+            seen, offset = self._reported.get(path, (None, 0))
+            if seen is not inode:
+                offset = 0
+            data = memoryview(inode.data)[: inode.floor]
+            records: list[bytes] = []
+            while offset + HEADER_SIZE <= len(data):
+                length, crc = HEADER.unpack_from(data, offset)
+                end = offset + HEADER_SIZE + length
+                if length == 0 or end > len(data) or crc32c(data[offset + HEADER_SIZE : end]) != crc:
+                    break
+                records.append(bytes(data[offset + HEADER_SIZE : end]))
+                offset = end
+            self._reported[path] = (inode, offset)
+            if records:
+                out.setdefault(m.group(1), []).extend(records)
+        return out
+
+
+_SEGMENT = re.compile(r"(.+)\.diskqueue\.\d{6,}\.dat")

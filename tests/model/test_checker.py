@@ -419,3 +419,21 @@ def test_a_delivery_later_than_the_ttl_is_a_violation_unless_a_cut_held_it() -> 
     # an undelivered message of a TTL topic may have expired
     v = verdict(ttl)
     assert v.ok and v.losses_by_rule() == {"expired": 1}
+
+
+def test_an_unanswered_delivery_never_timed_out_is_stuck_in_a_simulated_run() -> None:
+    # nsqd must time out what a consumer never answers; without this rule a broker
+    # whose timeouts never fire only left messages pending (nsqsim.mutants found it).
+    bound = ev(0, "node", mem_queue_size=10000, timeout_bound=10.0)
+    held: list[dict[str, Any] | list[dict[str, Any]]] = [
+        sub(0), pub(1, "a"), deliver(1.1, "a"), ev(1.2, "hold", consumer="c-0", channel="c", key="a"), ev(2, "load_end"),
+    ]
+    stuck = verdict(bound, *held, ev(40, "end"))
+    assert [x.split(":")[0] for x in stuck.violations] == ["stuck"]
+    assert verdict(bound, *held, deliver(11.2, "a", attempts=2, consumer="c-0"), fin(11.3, "a"), ev(40, "end")).ok
+    # not yet twice the bound after it; or a node without one; or its node ended since it was sent
+    assert verdict(bound, *held, ev(15, "end")).ok
+    assert verdict(ev(0, "node", mem_queue_size=10000), *held, ev(40, "end")).ok
+    assert verdict(bound, *held[:3], ev(1.15, "kill"), ev(1.3, "start"), *held[3:], ev(40, "end")).ok
+    # answered: not stuck, whatever came of the answer
+    assert verdict(bound, *held[:3], fin(1.2, "a"), ev(2, "load_end"), ev(40, "end")).ok

@@ -1,7 +1,9 @@
 """Every failing seed the simulator found, pinned with its seed, and what was wrong.
 
 Each of these failed once; each now runs clean.  They are plain tests, so a
-regression names the seed to replay with ``nsqsim run``.
+regression names the seed to replay with ``nsqsim run``.  The ones marked
+``xfail`` are broker bugs still open (strict: when the broker is fixed they
+pass, and the mark must go).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from nsqsim.config import load_config, parse_config
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CI_SWEEP = str(EXAMPLES / "ci-sweep.toml")
 DISK_ONLY = str(EXAMPLES / "ci-sweep-disk-only.toml")
+FULL_QUEUES = str(EXAMPLES / "reference-full-queues.toml")
 
 
 @pytest.mark.parametrize("seed", [90, 110])
@@ -280,4 +283,18 @@ def test_dead_letters_after_a_clean_restart_and_a_stalled_consumers_answers(seed
     events = run(load_config(str(EXAMPLES / "reference-beyond.toml")), seed).history.events
     assert any(e["type"] == "dead_letter" for e in events), "no dead letters any more: re-pin"
     verdict = check(events)
+    assert verdict.ok, verdict.violations
+
+
+@pytest.mark.xfail(strict=True, reason="broker bug: a clean exit cannot write what a full disk queue's channel holds")
+def test_a_clean_restart_with_a_full_disk_queue_loses_nothing() -> None:
+    # nsqd-1 restarts cleanly at 18.626 s while the archive channel's disk queue is
+    # at --max-disk-bytes-per-queue: Channel.close writes its memory, in-flight
+    # and deferred messages to the disk queue, the first put is refused
+    # (DiskQueueFull), and everything the channel held is lost with the process.
+    # The bound should refuse new publishes, never messages already accepted.
+    # Found with examples/reference-full-queues.toml, which nsqsim.mutants added
+    # to reach the requeue-past-the-bound path.
+    # Replay: nsqsim run --config examples/reference-full-queues.toml --seed 8
+    verdict = check(run(load_config(FULL_QUEUES), 8).history.events)
     assert verdict.ok, verdict.violations

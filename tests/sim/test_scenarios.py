@@ -79,6 +79,21 @@ def test_nsqd_crash_loses_only_what_the_fault_model_allows() -> None:
     assert _of(events, "disconnected", who="p-0")[0]["error"].startswith("ConnectionResetError")
 
 
+def test_a_power_loss_on_a_disk_only_node_may_take_only_records_never_fsynced() -> None:
+    # Before the crash the cluster writes which records no power loss can take
+    # (fsync events); the checker then excuses the loss of none of them.
+    crash_at = 4.0
+    nsqd = {"count": 1, "options": {"msg_timeout": "2s", "mem_queue_size": 0, "sync_every": 50}}
+    result = _run(_cluster(nsqd=nsqd, faults={"schedule": [{"at": crash_at, "kind": "crash", "target": "nsqd-0", "duration": 1.0}]}))
+    events = result.history.events
+    fsynced = {k for e in _of(events, "fsync", host="nsqd-0", topic="events", channel="work") for k in e["keys"]}
+    sent = {e["key"] for e in _of(events, "publish") if e["t"] < crash_at}
+    assert fsynced and fsynced <= sent
+    assert all(e["t"] <= crash_at for e in _of(events, "fsync"))
+    delivered = {e["key"] for e in _of(events, "deliver")}
+    assert fsynced <= delivered
+
+
 def test_clean_restart_loses_nothing() -> None:
     result = _run(_cluster(faults={"schedule": [{"at": 4.0, "kind": "restart", "target": "nsqd-0", "duration": 1.5}]}))
     events = result.history.events

@@ -14,6 +14,7 @@ import pytest
 import simpy
 
 from broker.ports import Connection
+from broker.storage.segment import frame
 from nsqsim.clock import EPOCH_NS, Life, SimClock
 from nsqsim.disk import SimDisk
 from nsqsim.dist import Dist
@@ -313,6 +314,26 @@ def test_disk_faults_fail_fsync_fill_flip_and_heal() -> None:
     assert where is not None and where[0] == "/data/q.dat"
     assert disk.fs.contents("/data/q.dat") != b"\x00" * 64 + b"y" * 10 + b"ok"
     assert disk.files() == ["/data/q.dat"]
+
+
+def test_disk_reports_each_record_once_when_no_crash_can_take_it() -> None:
+    disk = SimDisk("n", "/data", random.Random(2))
+    seg = "/data/t:c.diskqueue.000000.dat"
+    f = disk.fs.open_append(seg)
+    f.write(frame(b"one") + frame(b"two"))
+    f.fsync()
+    assert disk.durable_records() == {}  # the segment's name is not durable yet
+    disk.fs.fsync_dir("/data")
+    f.write(frame(b"three"))  # written, not fsynced
+    assert disk.durable_records() == {"t:c": [b"one", b"two"]}
+    f.fsync()
+    other = disk.fs.open_append("/data/t.diskqueue.000003.dat")
+    other.write(frame(b"topic") + b"\x00\x00\x00\x09torn")
+    other.fsync()
+    disk.fs.fsync_dir("/data")
+    # only what is new, and a segment's records up to the first that fails its checks
+    assert disk.durable_records() == {"t": [b"topic"], "t:c": [b"three"]}
+    assert disk.durable_records() == {}
 
 
 @pytest.mark.parametrize(

@@ -275,6 +275,10 @@ class _Judge:
             topic = h.delivery_topic.get((nsqd, channel, key), "")
             if self.after(nsqd, topic, channel, "deleted", last.at) or self.after(nsqd, topic, channel, "emptied", last.at):
                 continue
+            # beyond nsqd: its timeout dead-lettered it instead, or its TTL dropped it
+            limit = h.max_attempts.get((nsqd, topic, channel), (0, ""))[0]
+            if (limit and last.attempts >= limit) or h.dead_letters.get((nsqd, channel, key)) or h.ttl.get((nsqd, topic)):
+                continue
             self.v.violate(f"stuck: {key} delivered by {nsqd} on {channel} at {last.at[0]:.6f}, never answered, never delivered again")
 
     # -- channels -----------------------------------------------------------------------

@@ -33,6 +33,7 @@ import pytest
 
 from broker.client.aio import Consumer, Message, Producer, fetch
 from tests.integration.conftest import ROOT, Daemon, run_nsqd
+from tests.integration.test_http_api import read_frame
 
 pytestmark = pytest.mark.integration
 
@@ -81,20 +82,6 @@ def unix_json(path: Path, target: str) -> Any:
     status, body = unix_request(path, "GET", target)
     assert status == 200, body
     return json.loads(body)
-
-
-def recv_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        assert chunk, "connection closed"
-        data += chunk
-    return data
-
-
-def read_frame(sock: socket.socket) -> tuple[int, bytes]:
-    size, frame_type = struct.unpack(">ii", recv_exact(sock, 8))
-    return frame_type, recv_exact(sock, size - 4)
 
 
 def tool(name: str, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

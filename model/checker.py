@@ -265,6 +265,8 @@ class _Judge:
                 continue
             if any(a.at >= last.at and a.consumer == last.consumer and a.kind != "hold" for a in h.answers.get((nsqd, channel, key), ())):
                 continue
+            if any(d.attempts >= last.attempts for d in ds[:-1]):
+                continue  # sent before a later attempt, held at a cut, seen in reverse: nsqd is done with it
             # The life that sent it is the one that answered its connection's SUB: a
             # delivery held at a cut can arrive after that life ended.
             subs = h.subscribed.get((last.consumer, nsqd), [])

@@ -437,3 +437,13 @@ def test_an_unanswered_delivery_never_timed_out_is_stuck_in_a_simulated_run() ->
     assert verdict(bound, *held[:3], ev(1.15, "kill"), ev(1.3, "start"), *held[3:], ev(40, "end")).ok
     # answered: not stuck, whatever came of the answer
     assert verdict(bound, *held[:3], fin(1.2, "a"), ev(2, "load_end"), ev(40, "end")).ok
+
+
+def test_an_old_attempt_held_at_a_cut_and_seen_last_is_not_stuck() -> None:
+    # reference cluster seed 6: attempt 1 arrived after attempt 2 was finished, and no one answered it
+    v = verdict(
+        node("default"), ev(0, "node", timeout_bound=10.0), sub(0.5), sub(0.5, consumer="c-1"), pub(1, "k"),
+        deliver(12, "k", 2), fin(12.1, "k"), ev(13, "heal", side_a=["c-1"], side_b=[N]), deliver(13.1, "k", 1, consumer="c-1"),
+        ev(20, "load_end"), ev(60, "end"),
+    )
+    assert "stuck" not in v.violation_counts(), v.violations

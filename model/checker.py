@@ -490,6 +490,8 @@ class _Judge:
         if answer.kind == "req":
             if self.h.was_refused(nsqd, answers, answer, prev):
                 return "timeout", ""  # too late: nsqd had already timed it out
+            if _early(answer, cur) and between(self.h.heals.get((prev.consumer, nsqd), []), answer.at, self.h.end):
+                return "timeout", ""  # a cut held the REQ; nsqd timed the message out meanwhile
             if _early(answer, cur) and not self.req_took(nsqd, answers, prev, cur):
                 return "requeue", f"early: {what} requeued for {answer.delay_ms}ms at {answer.at[0]:.6f}, delivered at {cur.at[0]:.6f}"
             return "requeue", ""

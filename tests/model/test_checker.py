@@ -447,3 +447,15 @@ def test_an_old_attempt_held_at_a_cut_and_seen_last_is_not_stuck() -> None:
         ev(20, "load_end"), ev(60, "end"),
     )
     assert "stuck" not in v.violation_counts(), v.violations
+
+
+def test_a_requeue_held_at_a_cut_is_not_early_when_the_timeout_redelivers() -> None:
+    # reference-beyond seed 22: the consumer's REQ (delay 2983ms) went into a one-way black hole
+    # towards nsqd; nsqd timed the message out after 1 s and delivered it again, "early"
+    def history(heal: bool) -> Verdict:
+        healed = [ev(30, "heal", side_a=["c-0"], side_b=[N])] if heal else []
+        return verdict(node("default"), sub(0.5), pub(1, "k"), deliver(1.1, "k"), req(1.2, "k", delay_ms=2983), deliver(2.1, "k", 2), fin(2.2, "k"), healed, ev(40, "end"))
+
+    assert history(heal=True).ok, history(heal=True).violations
+    assert history(heal=True).outcome("c", "k").causes == ["timeout"]
+    assert [x.split(":")[0] for x in history(heal=False).violations] == ["early"]

@@ -21,10 +21,12 @@ next start came up with no channels).  So, additively to nsqd's format:
 * if neither copy can be trusted, or nsqd.dat is gone while disk queues are
   present, the topic and channel list is recovered from the disk queues'
   file names (``<topic>.diskqueue.*``, ``<topic>:<channel>.diskqueue.*``):
-  the union of a trusted copy and the queues found is restored, so a channel
-  that holds anything on disk is never dropped.  What such a recovery can
-  lose is a paused flag, and a channel that held nothing on disk when both
-  copies were lost (two independent faults); both are logged.
+  the union of a trusted copy and the queues found is restored.  Every disk
+  queue writes its metadata file when it is created, before any message
+  reaches it, so a channel is never dropped by this recovery, even one whose
+  messages were all in memory (ci-sweep-beyond seed 146 found that loss when
+  only queues holding messages left a file).  What it can lose is a paused
+  flag, which is logged.
 """
 
 from __future__ import annotations

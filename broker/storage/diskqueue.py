@@ -251,7 +251,9 @@ class DiskQueue:
         self.bad_files = state.bad_files
         if self._write_pos:
             self._sync_inherited()
-        if state.changed:
+        if state.changed or not self._has_metadata():
+            # A new queue writes its (empty) metadata at once: its file name is then
+            # a record, independent of nsqd.dat, that the queue exists (metadata.load).
             self._meta_dirty = True
             self._sync_logged()
 
@@ -640,6 +642,13 @@ class DiskQueue:
         self._sync_timer = None
         if not self._closed:
             self._sync_logged()
+
+    def _has_metadata(self) -> bool:
+        try:
+            self._fs.file_size(self._files.meta)
+        except OSError:
+            return False
+        return True
 
     def _sync_logged(self) -> None:
         err = self._sync()

@@ -96,6 +96,23 @@ def test_both_copies_damaged_recovers_the_channels_from_their_disk_queues() -> N
     assert metadata.load(node.fs, "/data").problems == []
 
 
+def test_both_copies_damaged_recovers_a_channel_that_never_wrote_a_message_to_disk() -> None:
+    # ci-sweep-beyond seed 146: default mode, the channel's messages all in memory, both
+    # copies of nsqd.dat flipped before a crash; every new queue writes its metadata file
+    # at once, so its name on disk still says the channel exists
+    node = two_channels()
+    assert isinstance(node.fs, MemoryFileSystem)
+    flip(node.fs, metadata.FILE_NAME)
+    flip(node.fs, metadata.BACKUP_NAME, 30)
+    node = crash(node)
+    assert sorted(channels_of(node)) == ["a", "b"]
+    node.publish("t", b"after")
+    for name in ("a", "b"):
+        c = node.consumer("t", name, rdy=10)
+        node.clock.advance(1)
+        assert [m[3] for m in c.messages(c.log) + c.messages()] == [b"after"]
+
+
 def test_a_lost_nsqd_dat_recovers_the_channels_from_their_disk_queues() -> None:
     node = two_channels(mem_queue_size=0)
     node.publish("t", b"before")

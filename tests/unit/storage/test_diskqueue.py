@@ -32,12 +32,14 @@ def test_reads_return_what_was_put_in_order() -> None:
     assert q.read() is None
 
 
-def test_a_new_queue_is_empty_and_writes_no_files() -> None:
+def test_a_new_queue_is_empty_and_writes_only_its_metadata() -> None:
+    # The metadata file is the queue's record of existence when nsqd.dat is lost.
     fs = MemoryFileSystem()
     q = open_queue(fs)
     assert q.depth() == 0
     assert q.read() is None
-    assert fs.listdir(DATA) == []
+    assert fs.listdir(DATA) == [f"{q.name}.diskqueue.meta.dat"]
+    assert open_queue(fs).depth() == 0
 
 
 def test_segments_roll_past_max_bytes_per_file_with_nsqd_names() -> None:
@@ -252,12 +254,13 @@ def test_on_synced_covers_a_new_segment_name_too() -> None:
     fs = MemoryFileSystem()
     clock = FakeClock()
     q = open_queue(fs, clock)
+    before = fs.fsyncs  # opening a new queue wrote its metadata
     q.put(body(0))
     results: list[Exception | None] = []
     q.on_synced(results.append)
     clock.advance(0)
     assert results == [None]
-    assert fs.fsyncs == 2  # the segment and its directory
+    assert fs.fsyncs - before == 2  # the segment and its directory
 
 
 def test_on_synced_with_nothing_pending_needs_no_fsync() -> None:

@@ -267,6 +267,12 @@ class _Judge:
                 continue
             if any(d.attempts >= last.attempts for d in ds[:-1]):
                 continue  # sent before a later attempt, held at a cut, seen in reverse: nsqd is done with it
+            answers = h.answers.get((nsqd, channel, key), [])
+            first = self.first_on_connection(nsqd, ds)
+            if any(a.at >= first and a.consumer == last.consumer and a.kind == "fin" and not h.was_refused(nsqd, answers, a, last) for a in answers):
+                # An accepted FIN from this connection ended the message: it was read after
+                # this delivery was sent (held at a cut, reference-beyond seed 18) and finished it.
+                continue
             # The life that sent it is the one that answered its connection's SUB: a
             # delivery held at a cut can arrive after that life ended.
             subs = h.subscribed.get((last.consumer, nsqd), [])
@@ -448,14 +454,24 @@ class _Judge:
         Any FIN its consumer sent since the delivery before, and nsqd did not refuse, may
         have finished it: nsqd applies a FIN to the message in flight to that consumer,
         whichever delivery the consumer meant (after a stall or a cut it answers every
-        delivery it held at once, in any order)."""
+        delivery it held at once, in any order).  And a FIN it accepted from that
+        consumer's connection ends the message, so if one came after the connection's
+        first delivery of it, a later delivery on that connection is the one it finished
+        (reference-beyond seed 47: attempts 2 and 3, held at a cut, arrived together and
+        the FIN meant for attempt 2 was read after attempt 3 was sent)."""
         last = ds[-1]
-        since = ds[-2].at if len(ds) > 1 else last.at
+        since = min(ds[-2].at if len(ds) > 1 else last.at, self.first_on_connection(nsqd, ds))
         if between(self.h.heals.get((last.consumer, nsqd), []), last.at, self.h.end):
             since = ds[0].at  # a cut that healed since may have held any earlier FIN until now
         answers = self.h.answers.get((nsqd, channel, key), [])
         after = [a for a in answers if a.at >= since and a.consumer == last.consumer and a.kind == "fin"]
         return not any(not self.h.was_refused(nsqd, answers, a, last) for a in after)
+
+    def first_on_connection(self, nsqd: str, ds: list[Delivery]) -> At:
+        """The first delivery of the message on the connection the last one came on."""
+        last = ds[-1]
+        sub = self.h.connected(last.consumer, nsqd, last.at)
+        return min(d.at for d in ds if d.consumer == last.consumer and (sub is None or d.at >= sub))
 
     def dead_letter_excused(self, nsqd: str, last: Delivery) -> bool:
         h = self.h

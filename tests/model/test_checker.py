@@ -459,3 +459,28 @@ def test_a_requeue_held_at_a_cut_is_not_early_when_the_timeout_redelivers() -> N
     assert history(heal=True).ok, history(heal=True).violations
     assert history(heal=True).outcome("c", "k").causes == ["timeout"]
     assert [x.split(":")[0] for x in history(heal=False).violations] == ["early"]
+
+
+def test_a_fin_read_after_a_later_attempt_was_sent_finished_it_and_owes_no_dead_letter() -> None:
+    # reference-beyond seed 47: attempts 2 and 3 to c-0, held at a cut, arrive together; c-0
+    # FINs attempt 2 and REQs attempt 3, but nsqd reads the FIN with attempt 3 in flight to c-0
+    held = [node("disk-only"), *options(3), sub(0.5), sub(0.5, consumer="c-1"), *pub(1, "k")]
+    arrive = [deliver(9.0, "k", 2), fin(9.01, "k"), deliver(9.02, "k", 1, consumer="c-1"), deliver(9.03, "k", 3), req(9.04, "k"), fin(9.05, "k", consumer="c-1")]
+    v = verdict(held, ev(8.9, "heal", side_a=["c-0", "c-1"], side_b=[N]), arrive, ev(30, "end"))
+    assert "dead_letter_lost" not in v.violation_counts(), v.violations
+    # without the FIN from c-0, the REQ of the last attempt owes a dead letter
+    arrive_no_fin = [a for a in arrive if not (a["type"] == "fin" and a["consumer"] == "c-0")]
+    v = verdict(held, ev(8.9, "heal", side_a=["c-0", "c-1"], side_b=[N]), arrive_no_fin, ev(30, "end"))
+    assert "dead_letter_lost" in v.violation_counts(), v.violations
+
+
+def test_a_fin_held_at_a_cut_that_finished_the_next_attempt_leaves_nothing_stuck() -> None:
+    # reference-beyond seed 18: c-0's FIN of attempt 1 was held at a cut; nsqd timed the message
+    # out, sent attempt 2 into the cut too, and read the FIN after the heal, with attempt 2 in flight
+    bound = ev(0, "node", timeout_bound=2.0)
+    base = [bound, sub(0.5), *pub(1, "k"), deliver(1.1, "k"), fin(1.2, "k"), ev(3.9, "heal", side_a=["c-0"], side_b=[N]), deliver(4.0, "k", 2)]
+    v = verdict(*base, ev(4.05, "hold", consumer="c-0", channel="c", key="k", id="id-k"), ev(20, "load_end"), ev(60, "end"))
+    assert "stuck" not in v.violation_counts(), v.violations
+    # the same without the FIN: attempt 2 was never answered and never timed out
+    v = verdict(*[e for e in base if e.get("type") != "fin"], ev(4.05, "hold", consumer="c-0", channel="c", key="k", id="id-k"), ev(20, "load_end"), ev(60, "end"))
+    assert "stuck" in v.violation_counts(), v.violations

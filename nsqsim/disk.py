@@ -86,9 +86,9 @@ class SimDisk:
                     out.append(path)
         return sorted(out)
 
-    def flip_bit(self) -> tuple[str, int] | None:
-        """Flip a random bit of a random non-empty file; where, or None if there is no file."""
-        candidates = [p for p in self.files() if self.fs.file_size(p) > 0]
+    def flip_bit(self, name: str | None = None) -> tuple[str, int] | None:
+        """Flip a random bit of a random non-empty file (or of the file called ``name``); where, or None if none."""
+        candidates = [p for p in self.files() if self.fs.file_size(p) > 0 and (name is None or p.endswith("/" + name))]
         if not candidates:
             return None
         path = candidates[self._rng.randrange(len(candidates))]

@@ -127,13 +127,14 @@ class ScheduledFault:
     mode: PartitionMode = "blackhole"
     disk: DiskFault = "fsync"
     one_way_in: bool = True  # one_way: the target stops hearing (True) or being heard (False)
+    file: str | None = None  # disk=bitflip: flip a bit of this file (a name in the data path), not a random one
 
     def describe(self) -> str:
         extra = ""
         if self.kind.startswith("partition"):
             extra = f" mode={self.mode}"
         elif self.kind == "disk":
-            extra = f" disk={self.disk}"
+            extra = f" disk={self.disk}" + (f" file={self.file}" if self.file else "")
         elif self.kind == "one_way":
             extra = " in" if self.one_way_in else " out"
         return f"t={self.at:.3f} {self.kind} {self.target or '*'} for {self.duration:.3f}s{extra}"
@@ -210,6 +211,9 @@ def _scheduled(entry: object) -> ScheduledFault:
     if disk not in DISK_FAULTS:
         raise ValueError(f"[[faults.schedule]]: unknown disk fault {disk!r}")
     target = entry.get("target")
+    file = entry.get("file")
+    if file is not None and (disk != "bitflip" or not isinstance(file, str) or "/" in file):
+        raise ValueError("[[faults.schedule]]: file names one file of the data path, for disk = \"bitflip\" only")
     return ScheduledFault(
         at=float(entry["at"]),
         kind=kind,
@@ -218,6 +222,7 @@ def _scheduled(entry: object) -> ScheduledFault:
         mode=mode,
         disk=disk,
         one_way_in=bool(entry.get("one_way_in", True)),
+        file=file,
     )
 
 
@@ -397,7 +402,7 @@ class Nemesis:
             elif fault.disk == "full":
                 disk.fill(0)
             elif fault.disk == "bitflip":
-                where = disk.flip_bit()
+                where = disk.flip_bit(fault.file)
             else:
                 disk.tear_next_write(50)
             rec("disk_fault", host=dnode.host, fault=fault.disk, where=list(where) if isinstance(where, tuple) else None)

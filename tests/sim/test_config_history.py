@@ -53,6 +53,8 @@ def test_nsqd_options_use_the_daemons_config_names_and_syntax() -> None:
         ({"faults": {"weights": {"meteor": 1}}}, "unknown fault kind"),
         ({"faults": {"schedule": [{"at": 1, "kind": "crash", "mode": "gentle"}]}}, "partition mode"),
         ({"network": {"latency": {"kind": "zipf"}}}, "distribution"),
+        ({"faults": {"schedule": [{"at": 1, "kind": "disk", "disk": "full", "file": "nsqd.dat"}]}}, "bitflip"),
+        ({"faults": {"schedule": [{"at": 1, "kind": "disk", "disk": "bitflip", "file": "../nsqd.dat"}]}}, "one file"),
     ],
 )
 def test_bad_configurations_say_why(table: dict[str, object], message: str) -> None:

@@ -34,6 +34,7 @@ import fcntl
 import hashlib
 import os
 import socket
+import ssl
 import sys
 import zlib
 from collections.abc import Callable, Sequence
@@ -49,7 +50,7 @@ from broker.apps.goflags import (
 )
 from broker.apps.govalues import go_float_text
 from broker.nsqd.nsqd import NSQD
-from broker.nsqd.options import FLAGS, SECURITY_FLAGS, FlagSpec, Options, spec_by_flag
+from broker.nsqd.options import FLAGS, SECURITY_FLAGS, FlagSpec, Options
 from broker.ports import Logger
 from broker.runtime import (
     AsyncioClock,
@@ -67,6 +68,7 @@ from broker.runtime import (
 )
 from broker.runtime.files import OSFileSystem
 from broker.runtime.memstats import GCPauses, ProcessMemoryStats, process_stats
+from broker.runtime.tls import TLSConfigError, server_context
 from broker.wire.netaddr import go_addr_string
 
 __all__ = ["SHUTDOWN_DRAIN_SECONDS", "check_data_path", "check_options", "default_node_id", "flag_set", "main", "run", "serve"]
@@ -140,21 +142,6 @@ def check_options(opts: Options) -> Options:
         if not 0 < p <= 1:
             raise ValueError(f"invalid E2E processing latency percentile: {go_float_text(p)}")
     return opts
-
-
-def check_tls_required(opts: Options) -> None:
-    """``--tls-required=true`` answers plain HTTP with 403 and the HTTPS port: refuse it while HTTPS is not served.
-
-    (Caught already while ``--tls-required`` itself is unimplemented; this
-    keeps the refusal for as long as ``--https-address`` is, whichever marker
-    flips first.)
-    """
-    https = spec_by_flag("https-address")
-    if opts.tls_required == "true" and https is not None and not https.implemented:
-        raise ValueError(
-            "--tls-required=true sends every plain HTTP client to HTTPS, which is not served yet"
-            " (--https-address is not implemented); refusing to start"
-        )
 
 
 def _lock_data_path(path: str) -> int:
@@ -232,7 +219,7 @@ def run(argv: Sequence[str]) -> int:
     try:
         opts = check_options(opts)
         check_without_effect(flags, opts, SECURITY_FLAGS, ignored.append)
-        check_tls_required(opts)
+        tls_context = build_tls_context(opts)
     except ValueError as exc:
         os.close(lock)
         return fatal(f"failed to instantiate nsqd - {exc}")
@@ -245,12 +232,28 @@ def run(argv: Sequence[str]) -> int:
             check_data_path(opts.data_path)
         except ValueError as exc:
             return fatal(str(exc))
-        return asyncio.run(serve(opts, logger, hostname, fatal))
+        return asyncio.run(serve(opts, logger, hostname, fatal, tls_context))
     finally:
         os.close(lock)
 
 
-async def serve(opts: Options, logger: Logger, hostname: str, fatal: Callable[[str], int]) -> int:
+def build_tls_context(opts: Options) -> ssl.SSLContext | None:
+    """nsqd.New's buildTLSConfig; raises ValueError with its message."""
+    try:
+        return server_context(
+            opts.tls_cert,
+            opts.tls_key,
+            client_auth_policy=opts.tls_client_auth_policy,
+            root_ca_file=opts.tls_root_ca_file,
+            min_version=opts.tls_min_version,
+        )
+    except TLSConfigError as exc:
+        raise ValueError(f"failed to build TLS config - {exc}") from None
+
+
+async def serve(
+    opts: Options, logger: Logger, hostname: str, fatal: Callable[[str], int], tls_context: ssl.SSLContext | None = None
+) -> int:
     """Run one node on the current loop until SIGINT or SIGTERM; the exit status."""
     loop = asyncio.get_running_loop()
     log_loop_errors(loop, logger)
@@ -264,6 +267,7 @@ async def serve(opts: Options, logger: Logger, hostname: str, fatal: Callable[[s
         nsqd = NSQD(
             opts, clock=AsyncioClock(loop), rand=RuntimeRandom(), logger=logger, hostname=hostname, fs=OSFileSystem(),
             network=AsyncioNetwork(loop, registry=registry, connect_timeout=1.0), datagrams=datagrams,
+            tls_context=tls_context,
         )
         nsqd.memory_stats = ProcessMemoryStats(gc_pauses)
         nsqd.process_stats = process_stats
@@ -282,13 +286,21 @@ async def serve(opts: Options, logger: Logger, hostname: str, fatal: Callable[[s
                     opts.http_address, nsqd.http_handler, unix=type_of_addr(opts.http_address) == "unix",
                     registry=registry, start_serving=False,
                 )
+            if tls_context is not None and opts.https_address:
+                # nsqd listens for HTTPS whenever TLS is configured (default :4152).
+                listeners["HTTPS"] = await bind(
+                    opts.https_address, nsqd.https_handler, unix=False, registry=registry, start_serving=False,
+                )
         except ListenError as exc:
             for listener in listeners.values():
                 listener.close()
             return fatal(f"failed to instantiate nsqd - {exc}")
 
         http = listeners.get("HTTP")
-        nsqd.set_listen_addresses(listeners["TCP"].address, http.address if http else ("", 0))
+        https = listeners.get("HTTPS")
+        nsqd.set_listen_addresses(
+            listeners["TCP"].address, http.address if http else ("", 0), https.address if https else ("", 0)
+        )
         nsqd.start()
         for proto, listener in listeners.items():
             await listener.start_serving()

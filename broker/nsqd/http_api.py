@@ -92,10 +92,10 @@ _MAX_INT64 = (1 << 63) - 1
 class HTTPConnection(HTTPServerConnection):
     """One connection to nsqd's HTTP port."""
 
-    def __init__(self, nsqd: NSQD) -> None:
+    def __init__(self, nsqd: NSQD, *, tls: bool = False) -> None:
         opts = nsqd.opts
         limits = HTTPLimits(max_body_bytes=max(opts.max_body_size, opts.max_msg_size) + 1)
-        super().__init__(NSQDHTTPAPI(nsqd), limits, nsqd.clock)
+        super().__init__(NSQDHTTPAPI(nsqd, tls=tls), limits, nsqd.clock)
 
 
 class APIError(Exception):
@@ -172,8 +172,10 @@ _V1, _PLAIN, _METRICS = "v1", "plain", "metrics"
 class NSQDHTTPAPI:
     """The ``HTTPApp`` behind ``HTTPConnection``: routing and every endpoint."""
 
-    def __init__(self, nsqd: NSQD) -> None:
+    def __init__(self, nsqd: NSQD, *, tls: bool = False) -> None:
         self._nsqd = nsqd
+        # nsqd's newHTTPServer(tlsEnabled, tlsRequired): only a plain port refuses under --tls-required=true.
+        self._refuse_plain = not tls and nsqd.opts.tls_required == "true"
         self._parsed: tuple[bytes, RequestTarget | None] = (b"", None)
         self._queries = _QueryCache()
         # method -> path -> (handler, wrapper, logged): httprouter's trees.
@@ -223,8 +225,8 @@ class NSQDHTTPAPI:
 
     def handle(self, request: Request) -> Response:
         nsqd = self._nsqd
-        if nsqd.opts.tls_required == "true":
-            https = getattr(nsqd, "https_address", ("", 0))
+        if self._refuse_plain:
+            https = nsqd.https_address
             body = f'{{"message": "TLS_REQUIRED", "https_port": {https[1]}}}'.encode()
             return Response(403, (_NSQ_TYPE, ("Content-Type", _JSON)), body)
         target = self._target(request.head.target)

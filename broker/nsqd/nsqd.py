@@ -7,6 +7,7 @@ This is the object a runtime builds (``broker/apps/nsqd.py`` on asyncio,
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Mapping
 
 from broker.nsqd import metadata
@@ -53,12 +54,17 @@ class NSQD:
         fs: FileSystem | None = None,
         network: Network | None = None,
         datagrams: DatagramSender | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         """``fs`` is where disk queues and ``nsqd.dat`` live; without one nothing is persisted.
 
         ``network`` is how nsqd reaches nsqlookupd; without one it registers nowhere.
         ``datagrams`` is how it pushes to statsd; without one ``--statsd-address`` pushes nothing.
+        ``tls_context`` is the server side of ``--tls-cert``/``--tls-key`` (built by the
+        daemon, which reads the files); without one IDENTIFY offers no TLS and HTTPS
+        is not served.
         """
+        self.tls_context = tls_context
         self.opts = opts
         self.fs = fs
         self.clock = clock
@@ -68,6 +74,7 @@ class NSQD:
         self.version = NSQD_VERSION
         self.tcp_address: tuple[str, int] = ("", 0)
         self.http_address: tuple[str, int] = ("", 0)
+        self.https_address: tuple[str, int] = ("", 0)
         self.start_time = clock.wall_ns() // 1_000_000_000
         self.topics: dict[str, Topic] = {}
         self.clients: dict[int, ClientV2] = {}
@@ -98,10 +105,13 @@ class NSQD:
 
     # -- connections ----------------------------------------------------------------
 
-    def set_listen_addresses(self, tcp: tuple[str, int], http: tuple[str, int]) -> None:
+    def set_listen_addresses(
+        self, tcp: tuple[str, int], http: tuple[str, int], https: tuple[str, int] = ("", 0)
+    ) -> None:
         """Record the bound addresses (the real ports when port 0 was asked for)."""
         self.tcp_address = tcp
         self.http_address = http
+        self.https_address = https
 
     @property
     def broadcast_tcp_port(self) -> int:
@@ -129,6 +139,14 @@ class NSQD:
         from broker.nsqd.http_api import HTTPConnection  # the HTTP API builds on the core
 
         return HTTPConnection(self)
+
+    def https_handler(self) -> ConnectionHandler:
+        """A handler for one new connection on the HTTPS port: the same API, over TLS."""
+        from broker.nsqd.http_api import HTTPConnection
+        from broker.wire.layers import TLSConnection
+
+        assert self.tls_context is not None
+        return TLSConnection(HTTPConnection(self, tls=True), self.tls_context, server_side=True)
 
     def client_gone(self, client: ClientV2) -> None:
         self.clients.pop(client.id, None)

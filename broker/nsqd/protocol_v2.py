@@ -30,6 +30,7 @@ from broker.nsqd.message import Message
 from broker.nsqd.topic import PublishRefused
 from broker.ports import Connection, Timer
 from broker.wire import v2
+from broker.wire.layers import DeflateLayer, LayerError, SnappyLayer, Stack, TLSLayer
 from broker.wire.netaddr import go_addr_string, is_unix
 from broker.wire.v2 import ClientError
 
@@ -92,9 +93,12 @@ class ClientV2:
         self.output_buffer_size = _DEFAULT_OUTPUT_BUFFER_SIZE
         self.output_buffer_timeout = opts.output_buffer_timeout
         self.sample_rate = 0
-        self.tls = False
         self.snappy = False
         self.deflate = False
+        # TLS, then snappy or deflate, once IDENTIFY has switched them on (None: plain).
+        self._stack: Stack | None = None
+        # --tls-required: every command but IDENTIFY is refused until TLS is on.
+        self._tls_gate = opts.tls_required != "false"
 
         self._nsqd = nsqd
         self._clock = nsqd.clock
@@ -132,6 +136,18 @@ class ClientV2:
     def __repr__(self) -> str:
         return f"{self.remote_address}"
 
+    @property
+    def tls_layer(self) -> TLSLayer | None:
+        """The connection's TLS session once its handshake has finished."""
+        stack = self._stack
+        if stack is None or stack.tls is None or not stack.tls.handshake_done:
+            return None
+        return stack.tls
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_layer is not None
+
     # -- ConnectionHandler ----------------------------------------------------------
 
     def connection_made(self, conn: Connection) -> None:
@@ -151,6 +167,10 @@ class ClientV2:
         if self._closing:
             return
         self._last_read = self._clock.now()
+        if self._stack is not None:
+            data = self._from_layers(data)
+            if not data:
+                return
         if not self._magic_ok:
             need = 4 - len(self._magic)
             self._magic += data[:need]
@@ -170,6 +190,8 @@ class ClientV2:
         parser.feed(data)
         try:
             while not self._closing:
+                if self._tls_gate:
+                    self._enforce_tls_policy()
                 if self.state >= STATE_SUBSCRIBED:
                     ids = parser.take_fins()
                     if ids:
@@ -344,7 +366,96 @@ class ClientV2:
         if out and self._conn is not None:
             self._out = []
             self._out_size = 0
-            self._conn.write(out[0] if len(out) == 1 else b"".join(out))
+            data = out[0] if len(out) == 1 else b"".join(out)
+            if self._stack is not None:
+                try:
+                    data = self._stack.send(data)
+                except LayerError as exc:
+                    self._layer_failed(exc)
+                    return
+                if not data:
+                    return
+            self._conn.write(data)
+
+    # -- layers (TLS, snappy, deflate) ----------------------------------------------------
+
+    def _from_layers(self, data: bytes) -> bytes:
+        """What a read carries through the connection's layers; writes what TLS answers on its own."""
+        stack = self._stack
+        assert stack is not None
+        try:
+            data, reply = stack.receive(data)
+        except LayerError as exc:
+            self._layer_failed(exc)
+            return b""
+        if reply and self._conn is not None:
+            self._conn.write(reply)
+        tls = stack.tls
+        if tls is not None and tls.closed_by_peer:
+            self.close()
+            return b""
+        return data
+
+    def _layer_failed(self, exc: LayerError) -> None:
+        stack = self._stack
+        tls = stack.tls if stack is not None else None
+        self._out = []
+        self._out_size = 0
+        self._stack = None
+        conn = self._conn
+        if tls is not None and not tls.handshake_done:
+            # nsqd's UpgradeTLS failed: IDENTIFY's fatal error, written on the plain connection.
+            err = ClientError("E_IDENTIFY_FAILED", f"IDENTIFY failed {exc}")
+            self._nsqd.log("ERROR", f"[{self.remote_address}] - {err}")
+            if conn is not None:
+                alert = tls.take_output()
+                if alert:
+                    conn.write(alert)
+                conn.write(err.frame())
+        else:
+            self._nsqd.log("ERROR", f"[{self.remote_address}] - failed to read command - {exc}")
+        self._closing = True
+        self._close_requested = True
+        self._acks.clear()
+        if conn is not None:
+            conn.close()
+
+    def _enforce_tls_policy(self) -> None:
+        # nsqd's enforceTLSPolicy, run on every command but IDENTIFY before it is read further.
+        if self.tls:
+            self._tls_gate = False
+            return
+        name = self._parser.peek_name()
+        if name is not None and name != b"IDENTIFY":
+            raise ClientError("E_INVALID", f"cannot {name.decode('utf-8', 'replace')} in current state (TLS required)")
+
+    def _upgrade(self, tls: bool, snappy: bool, deflate: bool, deflate_level: int) -> None:
+        """Switch on what IDENTIFY negotiated, each answered with OK through the layers below it."""
+        self._flush()  # the IDENTIFY response goes out as the connection was
+        rest = self._parser.take_unparsed()
+        stack = self._stack = Stack()
+        where = self.remote_address
+        if tls:
+            context = self._nsqd.tls_context
+            assert context is not None
+            self._nsqd.log("INFO", f"PROTOCOL(V2): [{where}] upgrading connection to TLS")
+            stack.add_tls(TLSLayer(context, server_side=True))
+            self._write(_OK_FRAME)
+            self._flush()  # held by TLS until the handshake is done
+        if snappy:
+            self._nsqd.log("INFO", f"PROTOCOL(V2): [{where}] upgrading connection to snappy")
+            stack.add(SnappyLayer())
+            self.snappy = True
+            self._write(_OK_FRAME)
+            self._flush()
+        if deflate:
+            self._nsqd.log("INFO", f"PROTOCOL(V2): [{where}] upgrading connection to deflate (level {deflate_level})")
+            stack.add(DeflateLayer(deflate_level))
+            self.deflate = True
+            self._write(_OK_FRAME)
+            self._flush()
+        if rest:
+            self._parser.feed(self._from_layers(rest))
 
     def _on_flush_timer(self) -> None:
         self._flush_timer = None
@@ -582,22 +693,33 @@ class ClientV2:
         if not data.feature_negotiation:
             self._write(_OK_FRAME)
             return
-        # TLS, snappy and deflate are not implemented yet: the answer says so, exactly
-        # as nsqd answers when they are switched off, and the stream stays plain.
-        deflate_level = min(6, opts.max_deflate_level)
+        # A second IDENTIFY switches nothing on again (nsqd would wrap a layer in itself).
+        fresh = self._stack is None
+        tls = self._nsqd.tls_context is not None and data.tls_v1 and fresh
+        deflate = opts.deflate and data.deflate and fresh
+        deflate_level = data.deflate_level if deflate and data.deflate_level > 0 else 6
+        deflate_level = min(deflate_level, opts.max_deflate_level)
+        snappy = opts.snappy and data.snappy and fresh
+        if deflate and snappy:
+            raise ClientError("E_IDENTIFY_FAILED", "cannot enable both deflate and snappy compression")
+        if (tls or snappy or deflate) and self._acks:
+            # Only --durable-publish holds answers back; the layers must start after them.
+            raise ClientError("E_IDENTIFY_FAILED", "IDENTIFY failed a publish is still waiting for its fsync")
         resp = {
             "max_rdy_count": opts.max_rdy_count,
             "version": self._nsqd.version,
             "max_msg_timeout": int(opts.max_msg_timeout * 1000),
             "msg_timeout": int(self.msg_timeout * 1000),
-            "tls_v1": False,
-            "deflate": False,
+            "tls_v1": tls,
+            "deflate": deflate,
             "deflate_level": deflate_level,
             "max_deflate_level": opts.max_deflate_level,
-            "snappy": False,
+            "snappy": snappy,
             "sample_rate": self.sample_rate,
             "auth_required": False,
             "output_buffer_size": self.output_buffer_size,
             "output_buffer_timeout": int(self.output_buffer_timeout * 1000),
         }
         self._write(v2.encode_frame(v2.FRAME_RESPONSE, json.dumps(resp, separators=(",", ":")).encode()))
+        if tls or snappy or deflate:
+            self._upgrade(tls, snappy, deflate, deflate_level)

@@ -216,11 +216,13 @@ def _client_json(c: ClientV2, topic_filter: str) -> dict[str, JSONValue]:
     pub_counts = _pub_counts(c, topic_filter)
     if pub_counts:
         out["pub_counts"] = [{"topic": topic, "count": count} for topic, count in pub_counts]
-    out["tls"] = c.tls
-    out["tls_cipher_suite"] = ""
-    out["tls_version"] = ""
-    out["tls_negotiated_protocol"] = ""
-    out["tls_negotiated_protocol_is_mutual"] = False
+    tls = getattr(c, "tls_layer", None)
+    out["tls"] = tls is not None
+    out["tls_cipher_suite"] = tls.cipher_suite() if tls is not None else ""
+    out["tls_version"] = tls.version() if tls is not None else ""
+    out["tls_negotiated_protocol"] = tls.negotiated_protocol() if tls is not None else ""
+    # Go reports NegotiatedProtocolIsMutual, which is true for every TLS 1.3 session and any without ALPN.
+    out["tls_negotiated_protocol_is_mutual"] = tls is not None
     return out
 
 

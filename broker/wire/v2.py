@@ -299,6 +299,24 @@ class V2Parser:
     def buffered(self) -> int:
         return len(self._buf) - self._pos
 
+    def take_unparsed(self) -> bytes:
+        """Everything not parsed yet, removed: after IDENTIFY switched on a layer, it belongs to that layer."""
+        rest = bytes(self._buf[self._pos :])
+        self._buf = b""
+        self._pos = 0
+        return rest
+
+    def peek_name(self) -> bytes | None:
+        """The name of the next command, once its whole line is here; None before."""
+        buf = self._buf
+        nl = buf.find(b"\n", self._pos)
+        if nl < 0:
+            if len(buf) - self._pos > MAX_LINE:
+                raise LineTooLong()
+            return None
+        line = bytes(buf[self._pos : nl]).rstrip(b"\r")
+        return line.split(b" ", 1)[0]
+
     def take_fins(self) -> list[bytes]:
         """Consume a run of well-formed ``FIN <id>\\n`` lines and return their ids.
 

@@ -106,8 +106,6 @@ def test_missing_data_path_is_fatal(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "flag"),
     [
-        # today this would answer plain HTTP 403 TLS_REQUIRED with no HTTPS listener, and serve plain TCP
-        (["--tls-required=true", "--tls-cert=/no/cert.pem", "--tls-key=/no/key.pem"], "--tls-cert=/no/cert.pem"),
         (["--auth-http-address=127.0.0.1:4181"], "--auth-http-address=127.0.0.1:4181"),
     ],
 )

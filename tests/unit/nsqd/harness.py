@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 
 from broker.nsqd.nsqd import NSQD
@@ -67,6 +68,7 @@ class Node:
     """One nsqd on fake ports; with ``fs`` it persists to that file system."""
 
     def __init__(self, fs: FileSystem | None = None, clock: FakeClock | None = None, **opts: Any) -> None:
+        tls_context: ssl.SSLContext | None = opts.pop("tls_context", None)
         self.clock = clock or FakeClock()
         self.logger = RecordingLogger()
         self.rand = FakeRandom()
@@ -75,7 +77,9 @@ class Node:
             opts.setdefault("data_path", "/data")
             fs.mkdir(opts["data_path"])
         self.opts = Options(node_id=7, **opts)
-        self.nsqd = NSQD(self.opts, clock=self.clock, rand=self.rand, logger=self.logger, hostname="testhost", fs=fs)
+        self.nsqd = NSQD(
+            self.opts, clock=self.clock, rand=self.rand, logger=self.logger, hostname="testhost", fs=fs, tls_context=tls_context
+        )
         self.nsqd.start()
         self._port = 40000
 

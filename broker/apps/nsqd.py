@@ -68,7 +68,7 @@ from broker.runtime import (
 )
 from broker.runtime.files import OSFileSystem
 from broker.runtime.memstats import GCPauses, ProcessMemoryStats, process_stats
-from broker.runtime.tls import TLSConfigError, server_context
+from broker.runtime.tls import TLSConfigError, client_context, server_context
 from broker.wire.netaddr import go_addr_string
 
 __all__ = ["SHUTDOWN_DRAIN_SECONDS", "check_data_path", "check_options", "default_node_id", "flag_set", "main", "run", "serve"]
@@ -136,6 +136,8 @@ def check_options(opts: Options) -> Options:
         raise ValueError("--node-id must be [0,1024)")
     if opts.tls_client_auth_policy and opts.tls_required == "false":
         opts = opts.replace(tls_required="true")
+    if opts.auth_http_request_method not in ("get", "post"):
+        raise ValueError("--auth-http-request-method must be get or post")
     if opts.tls_required != "false" and not (opts.tls_cert and opts.tls_key):
         raise ValueError("cannot require TLS client connections without TLS key and cert")
     for p in opts.e2e_processing_latency_percentiles:
@@ -220,6 +222,7 @@ def run(argv: Sequence[str]) -> int:
         opts = check_options(opts)
         check_without_effect(flags, opts, SECURITY_FLAGS, ignored.append)
         tls_context = build_tls_context(opts)
+        auth_tls_context = build_auth_tls_context(opts)
     except ValueError as exc:
         os.close(lock)
         return fatal(f"failed to instantiate nsqd - {exc}")
@@ -232,7 +235,7 @@ def run(argv: Sequence[str]) -> int:
             check_data_path(opts.data_path)
         except ValueError as exc:
             return fatal(str(exc))
-        return asyncio.run(serve(opts, logger, hostname, fatal, tls_context))
+        return asyncio.run(serve(opts, logger, hostname, fatal, tls_context, auth_tls_context))
     finally:
         os.close(lock)
 
@@ -251,8 +254,23 @@ def build_tls_context(opts: Options) -> ssl.SSLContext | None:
         raise ValueError(f"failed to build TLS config - {exc}") from None
 
 
+def build_auth_tls_context(opts: Options) -> ssl.SSLContext | None:
+    """nsqd.New's buildClientTLSConfig (how an https:// auth server is verified); raises ValueError."""
+    if not opts.auth_http_addresses:
+        return None
+    try:
+        return client_context(root_ca_file=opts.tls_root_ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"failed to build client TLS config - {exc}") from None
+
+
 async def serve(
-    opts: Options, logger: Logger, hostname: str, fatal: Callable[[str], int], tls_context: ssl.SSLContext | None = None
+    opts: Options,
+    logger: Logger,
+    hostname: str,
+    fatal: Callable[[str], int],
+    tls_context: ssl.SSLContext | None = None,
+    auth_tls_context: ssl.SSLContext | None = None,
 ) -> int:
     """Run one node on the current loop until SIGINT or SIGTERM; the exit status."""
     loop = asyncio.get_running_loop()
@@ -267,7 +285,7 @@ async def serve(
         nsqd = NSQD(
             opts, clock=AsyncioClock(loop), rand=RuntimeRandom(), logger=logger, hostname=hostname, fs=OSFileSystem(),
             network=AsyncioNetwork(loop, registry=registry, connect_timeout=1.0), datagrams=datagrams,
-            tls_context=tls_context,
+            tls_context=tls_context, auth_tls_context=auth_tls_context,
         )
         nsqd.memory_stats = ProcessMemoryStats(gc_pauses)
         nsqd.process_stats = process_stats

@@ -28,7 +28,7 @@ import h11
 
 from broker.client.address import join_address
 from broker.client.errors import NSQClientError
-from broker.ports import Clock, Connection, Network, Timer
+from broker.ports import Clock, Connection, ConnectionHandler, Network, Timer
 from broker.wire.netaddr import UNIX_PORT
 
 __all__ = ["HTTPError", "HTTPFetch", "HTTPRequest", "HTTPResponse", "fetch"]
@@ -107,10 +107,13 @@ class HTTPFetch:
         on_done: Done,
         *,
         timeout: float,
+        connect_timeout: float | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         user_agent: str = "nsqsim",
     ) -> None:
         self.request = request
+        self._connect_timeout = connect_timeout
+        self._connect_timer: Timer | None = None
         self._clock = clock
         self._on_done: Done | None = on_done
         self._timeout = timeout
@@ -124,8 +127,14 @@ class HTTPFetch:
         self._body = bytearray()
 
     def start(self, network: Network) -> None:
+        self.start_via(network, lambda handler: handler)
+
+    def start_via(self, network: Network, wrap: Callable[[ConnectionHandler], ConnectionHandler]) -> None:
+        """``start``, with the connection's handler wrapped first (``TLSConnection`` for https)."""
         self._timer = self._clock.call_later(self._timeout, self._expired)
-        network.connect(self.request.host, self.request.port, self)
+        if self._connect_timeout is not None:
+            self._connect_timer = self._clock.call_later(self._connect_timeout, self._connect_expired)
+        network.connect(self.request.host, self.request.port, wrap(self))
 
     def cancel(self) -> None:
         """Give up; ``on_done`` is not called."""
@@ -136,6 +145,9 @@ class HTTPFetch:
     # -- ConnectionHandler ----------------------------------------------------------------
 
     def connection_made(self, conn: Connection) -> None:
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
         if self._on_done is None:
             conn.abort()
             return
@@ -224,6 +236,11 @@ class HTTPFetch:
         self._timer = None
         self._fail(TimeoutError(f"{self.request.method} {self.request.host}:{self.request.port}{self.request.target}: no answer within {self._timeout}s"))
 
+    def _connect_expired(self) -> None:
+        self._connect_timer = None
+        req = self.request
+        self._fail(TimeoutError(f"dial tcp {join_address(req.host, req.port)}: i/o timeout (connect took over {self._connect_timeout}s)"))
+
     def _finish_transport(self, *, abort: bool) -> None:
         transport, self._transport = self._transport, None
         if transport is not None:
@@ -236,6 +253,9 @@ class HTTPFetch:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
 
 
 def fetch(

@@ -55,6 +55,7 @@ class NSQD:
         network: Network | None = None,
         datagrams: DatagramSender | None = None,
         tls_context: ssl.SSLContext | None = None,
+        auth_tls_context: ssl.SSLContext | None = None,
     ) -> None:
         """``fs`` is where disk queues and ``nsqd.dat`` live; without one nothing is persisted.
 
@@ -65,6 +66,9 @@ class NSQD:
         is not served.
         """
         self.tls_context = tls_context
+        self.network = network  # nsqlookupd, and the auth servers
+        # how nsqd's HTTPS requests to an auth server verify it (Go's clientTLSConfig)
+        self.auth_tls_context = auth_tls_context
         self.opts = opts
         self.fs = fs
         self.clock = clock

@@ -55,6 +55,7 @@ class Options:
     broadcast_http_port: int = 0
     lookupd_tcp_addresses: list[str] = field(default_factory=list)
     auth_http_addresses: list[str] = field(default_factory=list)
+    auth_http_request_method: str = "get"
     http_client_connect_timeout: float = 2.0
     http_client_request_timeout: float = 5.0
 
@@ -144,9 +145,10 @@ FLAGS: tuple[FlagSpec, ...] = (
     _f("broadcast-tcp-port", "broadcast_tcp_port", "int", "TCP port announced to nsqlookupd (0: the listening port)"),
     _f("broadcast-http-port", "broadcast_http_port", "int", "HTTP port announced to nsqlookupd (0: the listening port)"),
     _f("lookupd-tcp-address", "lookupd_tcp_addresses", "str_list", "nsqlookupd TCP address (repeatable; a path with a '/' for a unix socket)", cfg="nsqlookupd_tcp_addresses"),
-    _f("auth-http-address", "auth_http_addresses", "str_list", "<addr>:<port> of an auth server (repeatable)", cfg="auth_http_addresses", implemented=False),
-    _f("http-client-connect-timeout", "http_client_connect_timeout", "duration", "timeout for HTTP connect", implemented=False),
-    _f("http-client-request-timeout", "http_client_request_timeout", "duration", "timeout for HTTP request", implemented=False),
+    _f("auth-http-address", "auth_http_addresses", "str_list", "<addr>:<port> of an auth server (repeatable)", cfg="auth_http_addresses"),
+    _f("auth-http-request-method", "auth_http_request_method", "str", "(nsqd 1.3.1+) how to ask the auth server: get or post"),
+    _f("http-client-connect-timeout", "http_client_connect_timeout", "duration", "timeout for HTTP connect"),
+    _f("http-client-request-timeout", "http_client_request_timeout", "duration", "timeout for HTTP request"),
     _f("data-path", "data_path", "str", "directory of disk-backed messages (default: the current directory)"),
     _f("mem-queue-size", "mem_queue_size", "int", "messages kept in memory per topic and per channel"),
     _f("max-bytes-per-file", "max_bytes_per_file", "int", "bytes per disk queue file before rolling"),

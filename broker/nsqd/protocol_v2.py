@@ -23,13 +23,15 @@ import json
 import struct
 from collections import deque
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
+from broker.nsqd.auth import AuthError, AuthQuery, AuthState
 from broker.nsqd.identify import IdentifyDecodeError, decode_identify
 from broker.nsqd.message import Message
 from broker.nsqd.topic import PublishRefused
 from broker.ports import Connection, Timer
-from broker.wire import v2
+from broker.wire import gojson, v2
+from broker.wire.gojson import JSONValue
 from broker.wire.layers import DeflateLayer, LayerError, SnappyLayer, Stack, TLSLayer
 from broker.wire.netaddr import go_addr_string, is_unix
 from broker.wire.v2 import ClientError
@@ -68,6 +70,20 @@ class _Ack:
         self.cmd = cmd
 
 
+class _Refuse(NamedTuple):
+    """Not a command: an error to raise where the next command would run (an auth answer's)."""
+
+    error: ClientError
+
+
+_AUTHORIZED: dict[type, str] = {v2.Pub: "PUB", v2.Mpub: "MPUB", v2.Dpub: "DPUB", v2.Sub: "SUB"}
+
+
+def _go_q(s: str) -> str:
+    # Go's %q of a topic or channel name (names are validated: nothing to escape)
+    return f'"{s}"'
+
+
 class ClientV2:
     """A V2 client connection; a ``ConnectionHandler`` for the runtime, a ``Consumer`` for its channel."""
 
@@ -99,6 +115,15 @@ class ClientV2:
         self._stack: Stack | None = None
         # --tls-required: every command but IDENTIFY is refused until TLS is on.
         self._tls_gate = opts.tls_required != "false"
+        # AUTH (--auth-http-address): what the auth server allows, and a query in progress,
+        # during which the command that needed it waits and nothing after it is run.
+        self._auth_enabled = bool(opts.auth_http_addresses)
+        self.auth_secret = ""
+        self.auth_state: AuthState | None = None
+        self._auth_query: AuthQuery | None = None
+        self._auth_pending: v2.Command | None = None
+        self._auth_wait = False
+        self._auth_paused_reading = False
 
         self._nsqd = nsqd
         self._clock = nsqd.clock
@@ -148,6 +173,19 @@ class ClientV2:
     def tls(self) -> bool:
         return self.tls_layer is not None
 
+    @property
+    def authed(self) -> bool:
+        """nsqd's HasAuthorizations."""
+        return self.auth_state is not None and bool(self.auth_state.authorizations)
+
+    @property
+    def auth_identity(self) -> str:
+        return self.auth_state.identity if self.auth_state is not None else ""
+
+    @property
+    def auth_identity_url(self) -> str:
+        return self.auth_state.identity_url if self.auth_state is not None else ""
+
     # -- ConnectionHandler ----------------------------------------------------------
 
     def connection_made(self, conn: Connection) -> None:
@@ -186,10 +224,18 @@ class ClientV2:
             self._nsqd.log("INFO", f"CLIENT({self.remote_address}): desired protocol magic '  V2'")
             if not data:
                 return
+        self._parser.feed(data)
+        if not self._auth_wait:
+            self._run()
+
+    def _run(self, first: v2.Command | _Refuse | None = None) -> None:
+        """Run the commands read so far (``first`` before them), until one must wait for the auth server."""
         parser = self._parser
-        parser.feed(data)
+        fast_pub = not self._auth_enabled
         try:
-            while not self._closing:
+            if first is not None:
+                self._exec(first)
+            while not self._closing and not self._auth_wait:
                 if self._tls_gate:
                     self._enforce_tls_policy()
                 if self.state >= STATE_SUBSCRIBED:
@@ -199,7 +245,7 @@ class ClientV2:
                 cmd = parser.next_command()
                 if cmd is None:
                     break
-                if type(cmd) is v2.Pub:  # a producer's every command: spare it a call
+                if type(cmd) is v2.Pub and fast_pub:  # a producer's every command: spare it a call
                     self._publish_one("PUB", cmd.topic, cmd.body, 0.0)
                 else:
                     self._exec(cmd)
@@ -232,6 +278,9 @@ class ClientV2:
             return
         self._lost = True
         self._closing = True
+        if self._auth_query is not None:
+            self._auth_query.cancel()
+            self._auth_query = None
         for timer in (self._flush_timer, self._tick_timer):
             if timer is not None:
                 timer.cancel()
@@ -513,9 +562,11 @@ class ClientV2:
         elif name == b"CLS" and state != STATE_SUBSCRIBED:
             raise ClientError("E_INVALID", "cannot CLS in current state")
 
-    def _exec(self, cmd: v2.Command) -> None:
+    def _exec(self, cmd: v2.Command | _Refuse) -> None:
         # Ordered by frequency on a busy node (data_received runs PUB itself, and most
         # FINs come in runs, through _fin_many).
+        if self._auth_enabled and type(cmd) in _AUTHORIZED and not self._authorized(cmd):  # type: ignore[arg-type]
+            return
         if type(cmd) is v2.Fin:
             self._fin(cmd)
         elif type(cmd) is v2.Pub:
@@ -530,6 +581,8 @@ class ClientV2:
             self._touch(cmd)
         elif type(cmd) is v2.Nop:
             pass
+        elif type(cmd) is _Refuse:
+            raise cmd.error
         elif type(cmd) is v2.Dpub:
             self._publish_one("DPUB", cmd.topic, cmd.body, cmd.defer_ms / 1000)
         elif type(cmd) is v2.Sub:
@@ -541,7 +594,89 @@ class ClientV2:
             self.state = STATE_CLOSING
             self._write(_CLOSE_WAIT_FRAME)
         elif type(cmd) is v2.Auth:
+            self._auth(cmd)
+
+    # -- AUTH ---------------------------------------------------------------------------
+
+    def _auth(self, cmd: v2.Auth) -> None:
+        if self.authed:
+            raise ClientError("E_INVALID", "AUTH already set")
+        if not self._auth_enabled:
             raise ClientError("E_AUTH_DISABLED", "AUTH disabled")
+        self.auth_secret = cmd.secret.decode("utf-8", "replace")
+        self._ask_auth(cmd)
+
+    def _authorized(self, cmd: v2.Command) -> bool:
+        """nsqd's CheckAuth; False when it had to ask the auth server again (``cmd`` runs after)."""
+        name = _AUTHORIZED[type(cmd)]
+        topic = cmd.topic  # type: ignore[union-attr]
+        channel = cmd.channel if type(cmd) is v2.Sub else ""
+        state = self.auth_state
+        if state is None or not state.authorizations:
+            raise ClientError("E_AUTH_FIRST", f"AUTH required before {name}")
+        if state.is_expired(self._clock.now()):
+            self._ask_auth(cmd)
+            return False
+        if not state.is_allowed(topic, channel):
+            raise ClientError("E_UNAUTHORIZED", f"AUTH failed for {name} on {_go_q(topic)} {_go_q(channel)}")
+        return True
+
+    def _ask_auth(self, cmd: v2.Command) -> None:
+        nsqd = self._nsqd
+        opts = nsqd.opts
+        tls = self.tls_layer
+        conn = self._conn
+        peer = conn.peer_address if conn is not None else ("", -1)
+        self._auth_pending = cmd
+        self._auth_wait = True
+        if conn is not None and not self._reading_paused:
+            self._auth_paused_reading = True
+            conn.pause_reading()
+        if nsqd.network is None:
+            self._clock.call_later(0.0, partial(self._auth_answered, AuthError("no network to reach an auth server")))
+            return
+        query = self._auth_query = AuthQuery(
+            list(opts.auth_http_addresses),
+            remote_ip="" if is_unix(peer) else peer[0],
+            tls=tls is not None,
+            secret=self.auth_secret,
+            common_name=tls.peer_common_name() if tls is not None else "",
+            network=nsqd.network,
+            clock=self._clock,
+            rand=nsqd.rand,
+            connect_timeout=opts.http_client_connect_timeout,
+            request_timeout=opts.http_client_request_timeout,
+            client_tls=nsqd.auth_tls_context,
+            on_done=self._auth_answered,
+            method=opts.auth_http_request_method,
+        )
+        query.start()
+
+    def _auth_answered(self, result: AuthState | AuthError) -> None:
+        self._auth_query = None
+        cmd, self._auth_pending = self._auth_pending, None
+        self._auth_wait = False
+        if self._closing or cmd is None:
+            return
+        if self._auth_paused_reading:
+            self._auth_paused_reading = False
+            if self._conn is not None and not self._reading_paused:
+                self._conn.resume_reading()
+        if isinstance(result, AuthError):
+            # nsqd keeps the auth server's errors from the client: they go to the log.
+            self._nsqd.log("WARN", f"PROTOCOL(V2): [{self.remote_address}] AUTH failed {result}")
+            self._run(_Refuse(ClientError("E_AUTH_FAILED", "AUTH failed")))
+            return
+        self.auth_state = result
+        if type(cmd) is not v2.Auth:
+            self._run(cmd)
+            return
+        if not result.authorizations:
+            self._run(_Refuse(ClientError("E_UNAUTHORIZED", "AUTH no authorizations found")))
+            return
+        answer: dict[str, JSONValue] = {"identity": result.identity, "identity_url": result.identity_url, "permission_count": len(result.authorizations)}
+        self._write(v2.encode_frame(v2.FRAME_RESPONSE, gojson.dumps(answer)))
+        self._run()
 
     def _fin(self, cmd: v2.Fin) -> None:
         assert self.channel is not None
@@ -716,7 +851,7 @@ class ClientV2:
             "max_deflate_level": opts.max_deflate_level,
             "snappy": snappy,
             "sample_rate": self.sample_rate,
-            "auth_required": False,
+            "auth_required": self._auth_enabled,
             "output_buffer_size": self.output_buffer_size,
             "output_buffer_timeout": int(self.output_buffer_timeout * 1000),
         }

@@ -103,29 +103,6 @@ def test_missing_data_path_is_fatal(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("args", "flag"),
-    [
-        (["--auth-http-address=127.0.0.1:4181"], "--auth-http-address=127.0.0.1:4181"),
-    ],
-)
-def test_a_security_flag_without_effect_is_fatal_before_listening(tmp_path: Path, args: list[str], flag: str) -> None:
-    done = run_nsqd("--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0", f"--data-path={tmp_path}", *args)
-    assert done.returncode == 1
-    assert fatal_line(done.stderr) == (
-        f"failed to instantiate nsqd - {flag} is not implemented yet; refusing to start rather than run without it"
-        f" (leave {flag.split('=')[0]} unset)"
-    )
-    assert "listening" not in done.stderr
-
-
-def test_another_flag_without_effect_is_one_warning_at_start(nsqd_factory: Callable[..., Daemon]) -> None:
-    # (an option that gains its effect leaves this list: pick another one still without)
-    daemon = nsqd_factory("--http-client-connect-timeout=5s")
-    [line] = [ln for ln in daemon.stderr.splitlines() if "has no effect" in ln]
-    assert re.fullmatch(rf"\[nsqd\] {STAMP} WARNING: --http-client-connect-timeout=5s has no effect: not implemented yet", line)
-
-
 def _unwritable_dir(tmp_path: Path) -> Path:
     if os.geteuid() != 0:
         d = tmp_path / "read-only"

@@ -8,7 +8,7 @@ from typing import Any
 
 from broker.nsqd.nsqd import NSQD
 from broker.nsqd.options import Options
-from broker.ports import FileSystem
+from broker.ports import FileSystem, Network
 from broker.wire import v2
 from tests.fakes import FakeClock, FakeConnection, FakeRandom, RecordingLogger
 
@@ -69,6 +69,7 @@ class Node:
 
     def __init__(self, fs: FileSystem | None = None, clock: FakeClock | None = None, **opts: Any) -> None:
         tls_context: ssl.SSLContext | None = opts.pop("tls_context", None)
+        network: Network | None = opts.pop("network", None)
         self.clock = clock or FakeClock()
         self.logger = RecordingLogger()
         self.rand = FakeRandom()
@@ -78,7 +79,8 @@ class Node:
             fs.mkdir(opts["data_path"])
         self.opts = Options(node_id=7, **opts)
         self.nsqd = NSQD(
-            self.opts, clock=self.clock, rand=self.rand, logger=self.logger, hostname="testhost", fs=fs, tls_context=tls_context
+            self.opts, clock=self.clock, rand=self.rand, logger=self.logger, hostname="testhost", fs=fs, tls_context=tls_context,
+            network=network
         )
         self.nsqd.start()
         self._port = 40000

@@ -245,13 +245,8 @@ class NSQD:
 
     def _take_over_go_data(self) -> None:
         """Convert a Go nsqd's data directory before any disk queue opens it (``migrate.py``)."""
-        if self.fs is None:
-            return
-        try:
-            migrate.take_over(self.fs, self.opts, self.logger, self.version)
-        except migrate.MigrationError as exc:
-            self.log("FATAL", f"failed to take over Go nsqd data in {self.opts.data_path} - {exc}")
-            raise
+        if self.fs is not None:
+            migrate.take_over(self.fs, self.opts, self.logger, self.version)  # raises MigrationError
 
     def _load_metadata(self) -> None:
         """Restore the topics and channels of nsqd.dat (their queues recover themselves)."""

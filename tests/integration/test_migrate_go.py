@@ -31,8 +31,8 @@ import pytest
 from broker.nsqd import migrate
 from broker.runtime.files import OSFileSystem
 from broker.wire import v2
-from tests.gofixtures import Fixture, standard_fixture
-from tests.integration.conftest import Daemon
+from tests.gofixtures import Fixture, GoMessage, GoQueue, standard_fixture, write_go_queue
+from tests.integration.conftest import Daemon, run_nsqd
 from tests.integration.killing_nsqd import KILL_AFTER
 from tests.integration.test_durability import Conn
 
@@ -181,3 +181,16 @@ def test_a_kill_9_mid_conversion_is_completed_by_the_next_start(nsqd_factory: Ca
             daemon.wait_for_line(r"MIGRATE: done")
         check_taken_over(daemon, fixture)
         daemon.stop()
+
+
+def test_a_go_message_over_max_msg_size_ends_the_start_with_one_fatal_line(tmp_path: Path) -> None:
+    fs = OSFileSystem()
+    fs.mkdir(str(tmp_path))
+    write_go_queue(fs, str(tmp_path), GoQueue("t:c", [GoMessage(b"0" * 16, b"x" * 5000)]), 1 << 20)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    done = run_nsqd("--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0", f"--data-path={tmp_path}", "--max-msg-size=1000")
+    assert done.returncode == 1
+    fatal = [line for line in done.stderr.splitlines() if " FATAL: " in line]
+    assert len(fatal) == 1 and "start with --max-msg-size=5000 or more" in fatal[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # Go's files untouched

@@ -157,11 +157,12 @@ def test_a_go_nsqd_dat_alone_is_go_s() -> None:
 # ---- the takeover ---------------------------------------------------------------
 
 
-def test_every_topic_channel_paused_flag_and_message_is_taken_over() -> None:
+@pytest.mark.parametrize("mem_queue_size", [10000, 0], ids=["default", "disk-only"])
+def test_every_topic_channel_paused_flag_and_message_is_taken_over(mem_queue_size: int) -> None:
     fs, fixture = go_fixture()
     billing = fixture.queue("orders:billing")
     assert len(billing.unread) == 10
-    node = start(fs)
+    node = start(fs, mem_queue_size=mem_queue_size)
     topics = node.nsqd.topics
     assert sorted(topics) == ["events", "orders"]
     assert {n: c.paused for n, c in topics["orders"].channels.items()} == {"billing": False, "audit": True}
@@ -180,6 +181,8 @@ def test_every_topic_channel_paused_flag_and_message_is_taken_over() -> None:
         "MIGRATE: TOPIC(events) CHANNEL(archive): took over not paused, 6 queued messages from 1 disk queue file",
     ]
     assert_all_delivered_once(node, fixture)
+    node = node.restart()
+    assert all(c.depth() == 0 for t in node.nsqd.topics.values() for c in t.channels.values())
 
 
 def test_after_the_takeover_the_directory_is_ours_and_go_s_files_are_gone() -> None:

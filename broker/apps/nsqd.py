@@ -49,6 +49,7 @@ from broker.apps.goflags import (
     parse_go_bool,
 )
 from broker.apps.govalues import go_float_text
+from broker.nsqd.migrate import MigrationError
 from broker.nsqd.nsqd import NSQD
 from broker.nsqd.options import FLAGS, SECURITY_FLAGS, FlagSpec, Options
 from broker.ports import Logger
@@ -319,7 +320,12 @@ async def serve(
         nsqd.set_listen_addresses(
             listeners["TCP"].address, http.address if http else ("", 0), https.address if https else ("", 0)
         )
-        nsqd.start()
+        try:
+            nsqd.start()
+        except MigrationError as exc:  # a Go data directory it could not take over: nothing opened yet
+            for listener in listeners.values():
+                listener.close()
+            return fatal(f"failed to take over Go nsqd data in {opts.data_path} - {exc}")
         for proto, listener in listeners.items():
             await listener.start_serving()
             logger.log("INFO", f"{proto}: listening on {go_addr_string(listener.address)}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable, Mapping
 
-from broker.nsqd import metadata
+from broker.nsqd import metadata, migrate
 from broker.nsqd.backend import BackendError, BackendQueue, DroppingBackend, NoBackend
 from broker.nsqd.lookup import LookupClient
 from broker.nsqd.message import RECORD_OVERHEAD, GUIDFactory
@@ -247,6 +247,7 @@ class NSQD:
             # nsqd.New substitutes the host into the prefix once its listeners are bound, in its options
             prefix = statsd_prefix(opts.statsd_prefix, opts.broadcast_address or self.hostname, self.broadcast_http_port)
             self.opts = opts.replace(statsd_prefix=prefix)
+        self._take_over_go_data()
         self._load_metadata()
         if self.lookup is not None:
             self.lookup.start()
@@ -263,6 +264,11 @@ class NSQD:
         """``PUT /config/log_level`` stored a new level."""
         if self.log_level_changed is not None:
             self.log_level_changed(self.opts.log_level)
+
+    def _take_over_go_data(self) -> None:
+        """Convert a Go nsqd's data directory before any disk queue opens it (``migrate.py``)."""
+        if self.fs is not None:
+            migrate.take_over(self.fs, self.opts, self.logger, self.version)  # raises MigrationError
 
     def _load_metadata(self) -> None:
         """Restore the topics and channels of nsqd.dat (their queues recover themselves)."""
@@ -282,8 +288,10 @@ class NSQD:
         try:
             for meta in loaded.topics:
                 topic = self.get_topic(meta.name)
-                # Paused first: a paused topic keeps what it holds when its first channel appears.
-                topic.paused = meta.paused
+                # Held (as paused) while its channels are restored: the first channel to
+                # appear would otherwise take the whole backlog, which belongs to every
+                # channel (Go starts a topic's pump once all its channels exist).
+                topic.paused = True
                 topic.set_ttl(meta.ttl_ms * 1_000_000)
                 for name, paused in meta.channels:
                     channel = topic.get_channel(name)
@@ -291,6 +299,7 @@ class NSQD:
                     channel.restore_deferred(meta.deferred.get(name, 0))
                     if name in meta.dead_letters:
                         channel.set_dead_letter(*meta.dead_letters[name])
+                topic.paused = meta.paused
         finally:
             self._loading = False
         if loaded.problems or loaded.recovered:

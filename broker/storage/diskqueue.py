@@ -102,8 +102,9 @@ one are doubtful, and recovery recounts while any of them is unread.
 
 Differences from Go nsqd
 ------------------------
-* The segment format differs (the CRC), so a Go nsqd data directory is not
-  read: its segments fail their checks and are renamed ``.bad``.
+* The segment format differs (the CRC), so this queue does not read a Go nsqd
+  data directory itself: nsqd converts one at start, before any queue opens
+  (``broker/nsqd/migrate.py``).
 * A bad record costs the bytes up to the next good record; Go renames the
   whole file ``.bad`` at the first bad record and loses the rest of it.
 * Go trusts the metadata's write position and overwrites what lies beyond it;

@@ -142,8 +142,9 @@ class AdminAPI:
     def route(self, request: AdminRequest) -> Flow[Response]:
         """The flow answering ``request``, errors included."""
         segments = list(_segments(request.path))
+        trailing = request.path.endswith("/") and request.path != "/"
         allowed: list[str] = []
-        for route in self._routes:
+        for route in self._routes if not trailing else ():
             params = route.match(segments)
             if params is None:
                 continue
@@ -153,7 +154,7 @@ class AdminAPI:
             return self._guard(route, request, params)
         if allowed:
             return _const(v1_error(APIError(405, "METHOD_NOT_ALLOWED"))._replace(headers=(*_V1_HEADERS, ("Allow", ", ".join(allowed)))))
-        if request.path.endswith("/") and request.path != "/":
+        if trailing:
             # httprouter's RedirectTrailingSlash.
             stripped = request.path.rstrip("/") or "/"
             if any(r.match(list(_segments(stripped))) is not None and r.method == request.method for r in self._routes):

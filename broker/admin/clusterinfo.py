@@ -83,13 +83,16 @@ def describe_failure(request: HTTPRequest, url: str, outcome: Outcome) -> str | 
 
 
 class _Call:
-    """One request to one address, and how its answer is read."""
+    """One request to one address; ``_Failed`` for an address no request can go to."""
 
     __slots__ = ("request", "url")
 
     def __init__(self, address: str, target: str, method: str = "GET") -> None:
         self.url = http_url(address, target)
-        self.request = HTTPRequest.from_url(self.url, method, _ACCEPT)
+        try:
+            self.request = HTTPRequest.from_url(self.url, method, _ACCEPT)
+        except ValueError as exc:
+            raise _Failed(f"{method[:1]}{method[1:].lower()} {go_quote(self.url)}: {exc}") from None
 
 
 def _get_json(address: str, target: str, log: Callable[[str], None], what: str) -> Flow[object]:
@@ -109,7 +112,10 @@ def _get_json(address: str, target: str, log: Callable[[str], None], what: str) 
 
 def _post(address: str, target: str, log: Callable[[str], None], what: str) -> Flow[str | None]:
     """POST with no body (Go's ``POSTV1``); the error text, or None."""
-    call = _Call(address, target, "POST")
+    try:
+        call = _Call(address, target, "POST")
+    except _Failed as exc:
+        return str(exc)
     log(f"CI: querying {what} {call.url}")
     (outcome,) = yield [call.request]
     return describe_failure(call.request, call.url, outcome)

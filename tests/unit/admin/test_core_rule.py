@@ -1,0 +1,30 @@
+"""broker/admin is core: the one rule's checker (tests/unit/test_core_imports.py) applied to it.
+
+``screenshot.py`` is the one exception, by design: a development tool that
+starts processes and a browser, never imported by the core.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.unit.test_core_imports import ROOT, check_source
+
+MODULES = sorted(p.relative_to(ROOT) for p in (ROOT / "broker" / "admin").glob("*.py") if p.name != "screenshot.py")
+
+
+def test_the_core_modules_are_found() -> None:
+    assert Path("broker/admin/admin.py") in MODULES and len(MODULES) >= 8
+
+
+@pytest.mark.parametrize("rel", MODULES, ids=str)
+def test_admin_module_does_no_io(rel: Path) -> None:
+    violations = check_source((ROOT / rel).read_text(), str(rel), ".".join(rel.parent.parts))
+    assert not violations, "\n".join(map(str, violations))
+
+
+def test_nothing_in_the_core_imports_the_screenshot_tool() -> None:
+    for rel in MODULES:
+        assert "screenshot" not in (ROOT / rel).read_text().split('"""', 2)[-1], rel

@@ -2,7 +2,8 @@
 # The project's two entry points for a fresh machine (see README):
 #   ./dev.sh nsqd [flags...]   install nsqd's runtime dependencies only into .venv-run and start nsqd
 #                              (Go nsqd's defaults)
-#   ./dev.sh test [pytest args] install with the dev and analysis tools into .venv and run every check:
+#   ./dev.sh test [pytest args] install with the dev and analysis tools into .venv (and Debian's chromium,
+#                              for nsqadmin's browser test, when run as root) and run every check:
 #                              ruff, mypy --strict, pytest
 #   ./dev.sh compile            build the simulator's hot modules with mypyc into .build/compiled (optional)
 # Two environments, so that running the daemon never pulls in the test and notebook stack.
@@ -38,6 +39,14 @@ case "$cmd" in
         ;;
     test)
         setup "$TEST_VENV" "$TEST_SPEC"
+        # nsqadmin's browser test drives Debian's Chromium (tests/integration/test_nsqadmin_browser.py)
+        if ! command -v chromium >/dev/null; then
+            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+                apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+            else
+                echo "dev.sh: the browser test needs Debian's chromium: sudo apt-get install chromium" >&2
+            fi
+        fi
         echo "== ruff"
         "$TEST_VENV/bin/ruff" check .
         echo "== mypy --strict"

@@ -1,7 +1,8 @@
 """What the asyncio Producer and Consumer share: identity defaults and a logger.
 
 The core leaves ``client_id``, ``hostname`` and ``user_agent`` to the runtime,
-which can ask the operating system: as go-nsq, the client id is the short host
+and the TLS context (the ``tls_*`` options name files), which can ask the
+operating system: as go-nsq, the client id is the short host
 name and the host name the full one; the user agent is ``nsqsim/<version>``.
 Log lines go to the ``logging`` module (logger ``nsqsim.client``) unless a
 ``Logger`` port is given (the utilities pass nsq's stderr format).
@@ -14,6 +15,7 @@ import logging
 import socket
 
 from broker.client.config import DEFAULT_USER_AGENT, ClientConfig
+from broker.runtime.tls import client_context
 
 __all__ = ["LoggingLogger", "client_config", "client_version"]
 
@@ -45,6 +47,15 @@ def client_config(config: ClientConfig | None = None, **changes: object) -> Clie
         fill["client_id"] = hostname.split(".")[0]
     if config.user_agent == DEFAULT_USER_AGENT:
         fill["user_agent"] = f"nsqsim/{client_version()}"
+    if config.tls_v1 and config.tls_context is None:
+        # the files go-nsq's tls_* options name are read here, not in the core
+        fill["tls_context"] = client_context(
+            root_ca_file=config.tls_root_ca_file,
+            cert=config.tls_cert,
+            key=config.tls_key,
+            insecure_skip_verify=config.tls_insecure_skip_verify,
+            min_version=config.tls_min_version,
+        )
     return config.replace(**fill) if fill else config
 
 

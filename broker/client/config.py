@@ -17,6 +17,7 @@ Three settings are this client's own: ``reconnect_delay`` and
 from __future__ import annotations
 
 import dataclasses
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,18 @@ class ClientConfig:
     sample_rate: int = 0
     auth_secret: str = ""
     max_frame_size: int = 64 * 1024 * 1024  # a larger frame from the peer is a protocol violation
+
+    # TLS and compression, asked for in IDENTIFY and switched on as nsqd agrees (go-nsq's names)
+    tls_v1: bool = False
+    tls_insecure_skip_verify: bool = False
+    tls_root_ca_file: str = ""  # these three are read by the runtime into tls_context
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_min_version: str = "tls1.0"
+    tls_context: ssl.SSLContext | None = None  # built by the runtime (the core reads no files)
+    deflate: bool = False
+    deflate_level: int = 6
+    snappy: bool = False
 
     # consumer
     max_in_flight: int = 1
@@ -87,6 +100,12 @@ class ClientConfig:
             (self.max_queued_publishes >= 0, "max_queued_publishes must not be negative"),
             (self.max_frame_size >= 1024, "max_frame_size must be at least 1024"),
             (self.msg_timeout is None or self.msg_timeout >= 0, "msg_timeout must not be negative"),
+            (1 <= self.deflate_level <= 9, "deflate_level must be within 1-9"),
+            (not (self.deflate and self.snappy), "deflate and snappy are mutually exclusive"),
+            (
+                self.tls_min_version in ("ssl3.0", "tls1.0", "tls1.1", "tls1.2", "tls1.3"),
+                "tls_min_version must be ssl3.0, tls1.0, tls1.1, tls1.2 or tls1.3",
+            ),
         ]
         for ok, why in checks:
             if not ok:
@@ -96,7 +115,7 @@ class ClientConfig:
         return dataclasses.replace(self, **changes)
 
     def identify_body(self) -> dict[str, object]:
-        """The IDENTIFY JSON (go-nsq's field set; no TLS or compression is asked for)."""
+        """The IDENTIFY JSON (go-nsq's field set)."""
         body: dict[str, object] = {
             "client_id": self.client_id,
             "hostname": self.hostname,
@@ -106,10 +125,12 @@ class ClientConfig:
             "output_buffer_size": self.output_buffer_size,
             "output_buffer_timeout": _ms_or_disabled(self.output_buffer_timeout),
             "sample_rate": self.sample_rate,
-            "tls_v1": False,
-            "snappy": False,
-            "deflate": False,
+            "tls_v1": self.tls_v1,
+            "snappy": self.snappy,
+            "deflate": self.deflate,
         }
+        if self.deflate:
+            body["deflate_level"] = self.deflate_level
         if self.msg_timeout is not None:
             body["msg_timeout"] = round(self.msg_timeout * 1000)
         return body
@@ -150,6 +171,15 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "msg_timeout": ("msg_timeout", "duration"),
     "sample_rate": ("sample_rate", "int"),
     "auth_secret": ("auth_secret", "str"),
+    "tls_v1": ("tls_v1", "bool"),
+    "tls_insecure_skip_verify": ("tls_insecure_skip_verify", "bool"),
+    "tls_root_ca_file": ("tls_root_ca_file", "str"),
+    "tls_cert": ("tls_cert", "str"),
+    "tls_key": ("tls_key", "str"),
+    "tls_min_version": ("tls_min_version", "str"),
+    "deflate": ("deflate", "bool"),
+    "deflate_level": ("deflate_level", "int"),
+    "snappy": ("snappy", "bool"),
     "max_in_flight": ("max_in_flight", "int"),
     "max_attempts": ("max_attempts", "int"),
     "backoff_multiplier": ("backoff_multiplier", "duration"),

@@ -62,6 +62,7 @@ from broker.client.message import Message
 from broker.client.negotiated import Negotiated
 from broker.ports import Clock, Connection, Logger, Network, Timer
 from broker.wire import v2
+from broker.wire.layers import DeflateLayer, Layer, LayerError, SnappyLayer, Stack, TLSLayer
 
 __all__ = ["AckCallback", "ConnState", "ConnectionDelegate", "NSQConnection", "Negotiated"]
 
@@ -136,6 +137,10 @@ class NSQConnection:
         self._read_timer: Timer | None = None
         self._last_read = clock.now()
         self._pending: deque[AckCallback] = deque()
+        # TLS, then deflate or snappy, switched on one at a time as nsqd answers OK to each
+        self._stack: Stack | None = None
+        self._upgrades: list[str] | None = None  # still to switch on after the next OK
+        self._new_layer: Layer | None = None  # just switched on: the rest of this read is its
         self._close_exc: BaseException | None = None
         self._notified_close = False
         self.was_ready = False  # the handshake completed at some point
@@ -204,6 +209,8 @@ class NSQConnection:
         if self._transport is None:
             return  # closing: whatever nsqd still sends is moot
         self._last_read = now = self._clock.now()
+        if self._stack is not None:
+            data = self._from_wire(data)
         # Parse from immutable bytes, so each body is cut with one copy; only a
         # frame split across reads is carried over in _buf.
         if self._buf:
@@ -247,6 +254,14 @@ class NSQConnection:
                 pos = end
                 if self._ended:  # a callback closed the connection
                     return
+                if self._new_layer is not None:
+                    # what followed the OK in this read was sent through the new layer
+                    decoded = self._through_new_layer(data[pos:])
+                    if decoded is None:
+                        return
+                    data = decoded
+                    have = len(data)
+                    pos = 0
             if pos < have:
                 self._buf += data[pos:]
         finally:
@@ -279,7 +294,12 @@ class NSQConnection:
             self._write(b"NOP\n")
             return
         state = self._state
-        if state is ConnState.IDENTIFYING:
+        if state is ConnState.IDENTIFYING and self._upgrades is not None:
+            if data != v2.OK:
+                self.abort(ProtocolViolation(f"upgrade answered {data[:64]!r}"))
+                return
+            self._next_upgrade()
+        elif state is ConnState.IDENTIFYING:
             self._on_identified(data)
         elif state is ConnState.AUTHENTICATING:
             self._log("INFO", f"AUTH accepted: {data.decode('utf-8', 'replace')}")
@@ -302,11 +322,84 @@ class NSQConnection:
         except ProtocolViolation as exc:
             self.abort(exc)
             return
-        unsupported = [name for name in ("tls_v1", "snappy", "deflate") if getattr(negotiated, name)]
-        if unsupported:
-            self.abort(ProtocolViolation(f"nsqd negotiated {', '.join(unsupported)}, which this client does not support"))
+        unasked = [name for name in ("tls_v1", "snappy", "deflate") if getattr(negotiated, name) and not getattr(self.config, name)]
+        if unasked:
+            self.abort(ProtocolViolation(f"nsqd switched on {', '.join(unasked)}, which this client did not ask for"))
             return
         self.negotiated = negotiated
+        # go-nsq's order: TLS, then deflate, then snappy (nsqd agrees to one compression at most)
+        upgrades = [name for name in ("tls_v1", "deflate", "snappy") if getattr(negotiated, name)]
+        if upgrades:
+            self._upgrades = upgrades
+            self._next_upgrade()
+            return
+        self._after_identify()
+
+    def _next_upgrade(self) -> None:
+        """Switch on the next layer nsqd agreed to, and wait for its OK; after the last, go on."""
+        assert self._upgrades is not None
+        if not self._upgrades:
+            self._upgrades = None
+            self._after_identify()
+            return
+        step = self._upgrades.pop(0)
+        stack = self._stack = self._stack or Stack()
+        layer: Layer
+        if step == "tls_v1":
+            context = self.config.tls_context
+            if context is None:
+                self.abort(NSQClientError("tls_v1 needs the client's tls_context (the runtime builds it from the tls_* options)"))
+                return
+            host = split_address(self.address)[0]
+            tls = TLSLayer(context, server_side=False, server_hostname=host or None)
+            stack.add_tls(tls)
+            layer = tls
+            try:
+                hello = tls.start()
+            except LayerError as exc:
+                self.abort(NSQClientError(f"TLS: {exc}"))
+                return
+            if self._transport is not None and hello:
+                self._transport.write(hello)
+            self._log("INFO", "upgrading to TLS")
+        elif step == "deflate":
+            layer = DeflateLayer(self.negotiated.deflate_level or self.config.deflate_level)
+            stack.add(layer)
+            self._log("INFO", "upgrading to Deflate")
+        else:
+            layer = SnappyLayer()
+            stack.add(layer)
+            self._log("INFO", "upgrading to Snappy")
+        self._new_layer = layer
+
+    def _through_new_layer(self, rest: bytes) -> bytes | None:
+        """``rest`` through the layer just switched on; None if that ended the connection."""
+        layer, self._new_layer = self._new_layer, None
+        assert layer is not None
+        try:
+            out = layer.decode(rest)
+        except LayerError as exc:
+            self.abort(ProtocolViolation(str(exc)))
+            return None
+        if isinstance(layer, TLSLayer):
+            reply = layer.take_output()
+            if reply and self._transport is not None:
+                self._transport.write(reply)
+        return out
+
+    def _from_wire(self, data: bytes) -> bytes:
+        assert self._stack is not None
+        try:
+            data, reply = self._stack.receive(data)
+        except LayerError as exc:
+            self.abort(ProtocolViolation(str(exc)))
+            return b""
+        if reply and self._transport is not None:
+            self._transport.write(reply)
+        return data
+
+    def _after_identify(self) -> None:
+        negotiated = self.negotiated
         if negotiated.auth_required:
             if not self.config.auth_secret:
                 self.abort(NSQClientError("nsqd requires AUTH and no auth_secret is configured"))
@@ -453,6 +546,15 @@ class NSQConnection:
         if self._out and self._transport is not None and self._state is not ConnState.CLOSED:
             out = self._out
             self._out = bytearray()
+            if self._stack is not None:
+                try:
+                    sent = self._stack.send(bytes(out))
+                except LayerError as exc:
+                    self.abort(ProtocolViolation(str(exc)))
+                    return
+                if sent:
+                    self._transport.write(sent)
+                return
             self._transport.write(out)
 
     def _maybe_drained(self) -> None:

@@ -30,6 +30,7 @@ class Negotiated:
     msg_timeout: int = 60000  # ms
     tls_v1: bool = False
     deflate: bool = False
+    deflate_level: int = 0
     snappy: bool = False
     auth_required: bool = False
     sample_rate: int = 0
@@ -54,6 +55,7 @@ class Negotiated:
             ("msg_timeout", 0),
             ("tls_v1", False),
             ("deflate", False),
+            ("deflate_level", 0),
             ("snappy", False),
             ("auth_required", False),
             ("sample_rate", 0),

@@ -79,10 +79,16 @@ def server_context(
 
 
 def client_context(
-    *, root_ca_file: str = "", cert: str = "", key: str = "", insecure_skip_verify: bool = False
+    *,
+    root_ca_file: str = "",
+    cert: str = "",
+    key: str = "",
+    insecure_skip_verify: bool = False,
+    min_version: str = "tls1.0",
 ) -> ssl.SSLContext:
     """A client context: verifies the server against ``root_ca_file`` (or the system's CAs)."""
     ctx = ssl.create_default_context(cafile=root_ca_file or None)
+    ctx.minimum_version = _MIN_VERSIONS.get(min_version, ssl.TLSVersion.MINIMUM_SUPPORTED)
     if insecure_skip_verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE

@@ -42,6 +42,7 @@ from nsqsim.nemesis import FaultModel, Nemesis, ScheduledFault, Targets, draw_sc
 from nsqsim.network import SimNetwork
 from nsqsim.nodes import PROCESS_START, LookupdNode, NsqdNode
 from nsqsim.randomness import SeedTree
+from nsqsim.security import AuthNode, server_context
 from nsqsim.workload import Consumer, Producer
 from nsqsim.workload.process import message_key
 
@@ -86,10 +87,18 @@ class Cluster:
             host: LookupdNode(host, cfg.lookupd.options_for(i), self.net, self.clock, self.seeds, log_level)
             for i, host in enumerate(cfg.lookupd.hosts())
         }
+        security = cfg.security
+        secured = security.nsqd_options()
+        tls_context = server_context() if security.tls else None
         self.nsqd_nodes = {
-            host: NsqdNode(host, cfg.nsqd.options_for(i, lookupd_tcp), self.net, self.clock, self.seeds, log_level)
+            host: NsqdNode(
+                host,
+                cfg.nsqd.options_for(i, lookupd_tcp).replace(**secured) if secured else cfg.nsqd.options_for(i, lookupd_tcp),
+                self.net, self.clock, self.seeds, log_level, tls_context=tls_context,
+            )
             for i, host in enumerate(cfg.nsqd.hosts())
         }
+        self.auth_nodes = [AuthNode(h, self.net, self.clock, security.auth_ttl) for h in security.auth_hosts()]
 
         self.producers: list[Producer] = []
         for p in cfg.producers:
@@ -107,6 +116,10 @@ class Cluster:
                     Consumer(host, c, nsqds, lookupd_http, self.net, self.clock, rng, client_rng, self.history, published)
                 )
         self.consumers_by_name = {c.host: c for c in self.consumers}
+        if security.enabled:
+            settings = security.client_settings()
+            for proc in [*self.producers, *self.consumers]:
+                proc.secure(settings)
 
         self.fault_model = faults if faults is not None else cfg.faults
         targets = Targets(

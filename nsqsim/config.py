@@ -42,7 +42,8 @@ can be pasted from a real ``--config`` file.  Unknown keys are errors: a typo
 must not silently run a different experiment.
 
 Hosts are named by role: ``nsqd-0``…, ``lookupd-0``…, and ``<name>-<i>`` for
-the producers and consumers of each block.
+the producers and consumers of each block (and ``auth-0`` when ``[security]``
+has ``auth``: TLS, compression and AUTH are ``nsqsim.security``'s).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from broker.nsqd.options import spec_by_cfg_name as nsqd_spec
 from nsqsim.dist import Dist
 from nsqsim.nemesis import FaultModel, parse_fault_model
 from nsqsim.network import DEFAULT_WINDOW, LinkProfile
+from nsqsim.security import COMPRESSIONS, SecurityConfig
 from nsqsim.toml_table import ConfigError, Table
 
 __all__ = [
@@ -219,6 +221,9 @@ class ConsumerConfig:
         return [f"{self.name}-{i}" for i in range(self.count)]
 
 
+_NO_SECURITY = SecurityConfig()
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterConfig:
     name: str = "cluster"
@@ -231,6 +236,7 @@ class ClusterConfig:
     producers: tuple[ProducerConfig, ...] = (ProducerConfig(),)
     consumers: tuple[ConsumerConfig, ...] = (ConsumerConfig(),)
     faults: FaultModel = _NO_FAULTS
+    security: SecurityConfig = _NO_SECURITY
     source: str = ""  # the TOML text it came from, for the digest
 
     def digest(self) -> str:
@@ -239,7 +245,7 @@ class ClusterConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def hosts(self) -> list[str]:
-        out = self.nsqd.hosts() + self.lookupd.hosts()
+        out = self.nsqd.hosts() + self.lookupd.hosts() + self.security.auth_hosts()
         for p in self.producers:
             out += p.hosts()
         for c in self.consumers:
@@ -281,6 +287,7 @@ def parse_config(table: Mapping[str, object], source: str = "") -> ClusterConfig
         producers=tuple(_producer(x, i) for i, x in enumerate(t.tables("producers"))),
         consumers=tuple(_consumer(x, i) for i, x in enumerate(t.tables("consumers"))),
         faults=_faults(t.raw("faults")),
+        security=_security(t.table("security")),
         source=source,
     )
     t.done()
@@ -332,6 +339,24 @@ def _nsqd(t: Table) -> NsqdConfig:
             cfg.options_for(i, [])
     except Exception as exc:
         raise ConfigError(f"[nsqd] options: {exc}") from None
+    return cfg
+
+
+def _security(t: Table) -> SecurityConfig:
+    cfg = SecurityConfig(
+        tls=t.boolean("tls", False),
+        tls_required=t.boolean("tls_required", False),
+        compression=t.text("compression", "none"),
+        auth=t.boolean("auth", False),
+        auth_ttl=t.seconds("auth_ttl", 10.0),
+    )
+    t.done()
+    if cfg.compression not in COMPRESSIONS:
+        raise ConfigError(f"[security] compression must be one of {', '.join(COMPRESSIONS)}")
+    if cfg.tls_required and not cfg.tls:
+        raise ConfigError("[security] tls_required needs tls")
+    if cfg.auth_ttl < 1:
+        raise ConfigError("[security] auth_ttl must be at least 1s (the auth server answers whole seconds)")
     return cfg
 
 

@@ -16,6 +16,8 @@ node's ``datagrams``) beside the clock, randomness and logger.
 
 from __future__ import annotations
 
+import ssl
+
 from broker.lookupd.lookupd import NSQLookupd
 from broker.lookupd.options import LookupdOptions
 from broker.nsqd.nsqd import NSQD
@@ -50,9 +52,11 @@ def make_nsqd(
     fs: FileSystem,
     network: Network,
     datagrams: DatagramSender,
+    tls_context: ssl.SSLContext | None = None,
 ) -> NSQD:
     return NSQD(
-        opts, clock=clock, rand=rand, logger=logger, hostname=hostname, fs=fs, network=network, datagrams=datagrams
+        opts, clock=clock, rand=rand, logger=logger, hostname=hostname, fs=fs, network=network, datagrams=datagrams,
+        tls_context=tls_context,
     )
 
 
@@ -93,10 +97,18 @@ class _Node:
 
 class NsqdNode(_Node):
     def __init__(
-        self, host: str, opts: Options, net: SimNetwork, clock: SimClock, seeds: SeedTree, log_level: str = "WARN"
+        self,
+        host: str,
+        opts: Options,
+        net: SimNetwork,
+        clock: SimClock,
+        seeds: SeedTree,
+        log_level: str = "WARN",
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(host, net, clock, seeds, log_level)
         self.opts = opts
+        self.tls_context = tls_context
         self.disk = SimDisk(host, opts.data_path, seeds.stream(f"{host}/disk"))
         self.nsqd: NSQD | None = None
         self.datagrams: list[SentDatagram] = []  # what its processes sent to statsd
@@ -111,7 +123,7 @@ class NsqdNode(_Node):
         datagrams = SimDatagramSender(self.host, clock, life, self.datagrams)
         nsqd = make_nsqd(
             self.opts, clock=clock, rand=rand, logger=self.logger, hostname=self.host, fs=self.disk.fs,
-            network=network, datagrams=datagrams,
+            network=network, datagrams=datagrams, tls_context=self.tls_context,
         )
         tcp = self._listen(life, NSQD_TCP_PORT, nsqd.tcp_handler)
         http = self._listen(life, NSQD_HTTP_PORT, nsqd.http_handler)

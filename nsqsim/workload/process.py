@@ -57,6 +57,12 @@ class ClientProcess:
         self.clock = self.base_clock.for_life(self.life)
         self.network = self.net.host(self.host, self.life)
 
+    _config: ClientConfig
+
     def client_config(self, **settings: object) -> ClientConfig:
         """go-nsq's settings with this process's identity."""
         return ClientConfig(client_id=self.host, hostname=self.host, user_agent=USER_AGENT).replace(**settings)
+
+    def secure(self, settings: dict[str, object]) -> None:
+        """Add the cluster's TLS, compression and AUTH settings (``nsqsim.security``) to the client's."""
+        self._config = self._config.replace(**settings)

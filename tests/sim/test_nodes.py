@@ -23,8 +23,19 @@ class _RecordingNSQD:
     """Keeps the ports it was built with."""
 
     def __init__(
-        self, opts: Options, *, clock: Any, rand: Any, logger: Any, hostname: str, fs: Any, network: Any, datagrams: Any
+        self,
+        opts: Options,
+        *,
+        clock: Any,
+        rand: Any,
+        logger: Any,
+        hostname: str,
+        fs: Any,
+        network: Any,
+        datagrams: Any,
+        tls_context: Any = None,
     ) -> None:
+        self.tls_context = tls_context
         self.fs = fs
         self.network = network
         self.datagrams = datagrams
@@ -43,6 +54,7 @@ def test_make_nsqd_passes_the_disk_the_network_and_the_datagram_sender(monkeypat
         network=network, datagrams=datagrams,
     )
     assert built.fs is disk.fs and built.network is network and built.datagrams is datagrams
+    assert built.tls_context is None  # a cluster with [security] tls passes nsqsim's server context
 
 
 def state(node: NsqdNode) -> dict[str, bool]:

@@ -23,6 +23,7 @@ SWEEPS = [
     ("ci-sweep-disk-only", 150, {"duplicates"}),
     ("ci-sweep-durable", 150, {"duplicates"}),
     ("ci-sweep-beyond", 150, {"lost_allowed", "duplicates"}),  # dead letters and TTL: expired messages
+    ("ci-sweep-secure", 150, {"lost_allowed", "duplicates"}),  # TLS, deflate and AUTH on every connection
 ]
 
 

@@ -24,8 +24,13 @@ class BackendQueue(Protocol):
         """Whether ``count`` records totalling ``nbytes`` would be taken now (MPUB is all or nothing)."""
         ...
 
-    def put(self, record: bytes) -> None:
-        """Append a record; raises ``BackendError`` if it cannot (callers ask ``can_accept`` first)."""
+    def put(self, record: bytes, *, bounded: bool = True) -> None:
+        """Append a record; raises ``BackendError`` if it cannot (callers ask ``can_accept`` first).
+
+        ``bounded=False`` writes past ``--max-disk-bytes-per-queue``: for messages
+        already accepted (a clean exit saving what memory holds), which the bound
+        on new publishes must never cost.
+        """
         ...
 
     def read(self) -> bytes | None:
@@ -73,7 +78,7 @@ class NoBackend:
     def can_accept(self, count: int, nbytes: int) -> bool:
         return False
 
-    def put(self, record: bytes) -> None:
+    def put(self, record: bytes, *, bounded: bool = True) -> None:
         raise BackendError("no backend queue: memory queue full")
 
     def read(self) -> bytes | None:
@@ -116,7 +121,7 @@ class DroppingBackend(NoBackend):
     def can_accept(self, count: int, nbytes: int) -> bool:
         return True
 
-    def put(self, record: bytes) -> None:
+    def put(self, record: bytes, *, bounded: bool = True) -> None:
         self.dropped += 1
 
 

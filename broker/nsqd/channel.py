@@ -730,7 +730,8 @@ class Channel:
         records += [encode_message_record(m, wall + max(1, int((m.deadline - now) * 1e9))) for m in self.deferred.values()]
         for record in records:
             try:
-                self.backend.put(record)
+                # past --max-disk-bytes-per-queue if need be: these were accepted already
+                self.backend.put(record, bounded=False)
             except BackendError as exc:
                 self._nsqd.backend_failed(self.backend, exc)
                 return False

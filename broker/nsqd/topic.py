@@ -308,7 +308,7 @@ class Topic:
                 while self.memory:
                     msg = self.memory.popleft()
                     due = wall + int(msg.deferred * 1e9) if msg.deferred > 0 else 0
-                    self.backend.put(encode_message_record(msg, due))
+                    self.backend.put(encode_message_record(msg, due), bounded=False)  # accepted already
             except BackendError as exc:
                 self._nsqd.backend_failed(self.backend, exc)
         try:

@@ -260,15 +260,18 @@ class DiskQueue:
 
     # ---- the broker's API ------------------------------------------------
 
-    def put(self, data: bytes) -> None:
-        """Append a record; raises a ``DiskQueueError`` if it was not queued."""
+    def put(self, data: bytes, *, bounded: bool = True) -> None:
+        """Append a record; raises a ``DiskQueueError`` if it was not queued.
+
+        ``bounded=False``: past ``max_disk_bytes`` too (what a clean exit saves).
+        """
         if self._closed:
             raise DiskQueueClosed(f"disk queue {self.name} is closed")
         n = len(data)
         if n < self._min_size or n > self._max_size:
             raise InvalidMessageSize(f"invalid message write size ({n}) minMsgSize={self._min_size} maxMsgSize={self._max_size}")
         size = HEADER_SIZE + n
-        if self._max_disk_bytes and self._disk_bytes + size > self._max_disk_bytes:
+        if bounded and self._max_disk_bytes and self._disk_bytes + size > self._max_disk_bytes:
             raise DiskQueueFull(f"disk queue {self.name} would pass {self._max_disk_bytes} bytes")
         writer = self._writer or self._open_writer()
         try:

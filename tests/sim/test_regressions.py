@@ -305,7 +305,6 @@ def test_dead_letters_after_a_clean_restart_and_a_stalled_consumers_answers(seed
     assert verdict.ok, verdict.violations
 
 
-@pytest.mark.xfail(strict=True, reason="broker bug: a clean exit cannot write what a full disk queue's channel holds")
 def test_a_clean_restart_with_a_full_disk_queue_loses_nothing() -> None:
     # nsqd-1 restarts cleanly at 18.626 s while the archive channel's disk queue is
     # at --max-disk-bytes-per-queue: Channel.close writes its memory, in-flight
@@ -313,7 +312,8 @@ def test_a_clean_restart_with_a_full_disk_queue_loses_nothing() -> None:
     # (DiskQueueFull), and everything the channel held is lost with the process.
     # The bound should refuse new publishes, never messages already accepted.
     # Found with examples/reference-full-queues.toml, which nsqsim.mutants added
-    # to reach the requeue-past-the-bound path.
+    # to reach the requeue-past-the-bound path.  A clean exit now writes past the
+    # bound (DiskQueue.put(bounded=False)): it saves messages already accepted.
     # Replay: nsqsim run --config examples/reference-full-queues.toml --seed 8
     verdict = check(run(load_config(FULL_QUEUES), 8).history.events)
     assert verdict.ok, verdict.violations

@@ -81,6 +81,29 @@ def test_a_clean_restart_keeps_queued_in_flight_and_deferred_messages() -> None:
     assert bodies(c.messages()) == [b"deferred"]
 
 
+def test_a_clean_restart_saves_what_memory_holds_past_a_full_disk_bound() -> None:
+    # --max-disk-bytes-per-queue refuses new publishes; what was accepted into memory
+    # must still be written at a clean exit, past the bound (reference-full-queues seed 8).
+    node = Node(MemoryFileSystem(), mem_queue_size=3, max_disk_bytes_per_queue=400)
+    node.consumer("t", "c", rdy=0)
+    p = node.client()
+    accepted = 0
+    for i in range(40):
+        answer = p.send(v2.encode_pub("t", b"m%02d" % i + b"x" * 60))
+        if answer != [(v2.FRAME_RESPONSE, v2.OK)]:
+            assert answer[0][0] == v2.FRAME_ERROR and b"max-disk-bytes-per-queue" in answer[0][1], answer
+            break
+        accepted += 1
+    channel = node.nsqd.topics["t"].channels["c"]
+    assert channel.memory and channel.backend.depth() > 0  # memory full, disk at its bound
+    assert 3 < accepted < 40
+    node = node.restart()
+    assert channel_counts(node) == (accepted, 0)
+    c = node.consumer("t", "c", rdy=100)
+    node.clock.advance(1)
+    assert sorted(bodies(c.messages(c.log) + c.messages())) == sorted(b"m%02d" % i + b"x" * 60 for i in range(accepted))
+
+
 def channel_counts(node: Node, topic: str = "t", channel: str = "c") -> tuple[int, int]:
     answer = HTTPClient(node.nsqd.http_handler()).request("GET", f"/stats?format=json&topic={topic}&channel={channel}")
     c = answer.json()["topics"][0]["channels"][0]

@@ -557,7 +557,10 @@ class _Step:
         for c, ch in enumerate(self.channels):
             if ch.exists and durable(cfg, c):
                 log = disklog.after_crash(ch.log, keep[c + 1])
-                if "no_reread_dedup" not in cfg.bugs:
+                # After a crash the records read again are deduplicated afresh; a clean
+                # exit keeps the marks the last crash left (nsqd.dat's "replay" window:
+                # Channel.replay_window), so a record still to be let go stays so.
+                if why == "crash" and "no_reread_dedup" not in cfg.bugs:
                     log = disklog.dedupe(log)
                 self.channels[c] = Channel(True, ch.paused, log=log)
             else:

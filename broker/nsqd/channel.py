@@ -164,6 +164,25 @@ class Channel:
         """Messages waiting for their due time: in the heap, or on disk since a clean restart."""
         return len(self.deferred) + self.deferred_on_disk
 
+    def replay_window(self) -> tuple[tuple[int, int], list[str]] | None:
+        """At a clean exit: the re-read window a crash left that is still open (its end, the ids read in it).
+
+        nsqd.dat keeps it (``restore_replay``), so a record of it still to be read
+        that duplicates one already read is let go by the next process too,
+        instead of coming back with older attempts, or after its message was
+        finished (the model's open issue, closed).
+        """
+        if self._replay_end is None or not self.backend.depth():
+            return None
+        return self._replay_end, sorted(i.decode("latin-1") for i in self._replayed)
+
+    def restore_replay(self, end: tuple[int, int], ids: list[str]) -> None:
+        """Go on with the re-read window the last process had open when it exited cleanly."""
+        if self._tracked or not self.backend.depth():
+            return
+        self._replay_end = end
+        self._replayed = {i.encode("latin-1") for i in ids}
+
     def restore_deferred(self, count: int) -> None:
         """nsqd.dat's count of the deferred records this channel left on disk at a clean exit.
 

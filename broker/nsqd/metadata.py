@@ -27,6 +27,11 @@ next start came up with no channels).  So, additively to nsqd's format:
   messages were all in memory (ci-sweep-beyond seed 146 found that loss when
   only queues holding messages left a file).  What it can lose is a paused
   flag, which is logged.
+
+A clean exit also writes, per channel, what the next process needs to go on
+where it stopped: ``"deferred"`` (how many deferred records wait on disk) and
+``"replay"`` (a re-read window a crash left open: its end and the ids read in
+it, ``Channel.replay_window``).  Both are written only then.
 """
 
 from __future__ import annotations
@@ -72,6 +77,9 @@ class TopicMeta:
     # channel's ``max_attempts`` and ``dead_letter_topic``.
     ttl_ms: int = 0
     dead_letters: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # Additive ``"replay"`` key, written only by a clean exit: a channel's re-read window
+    # still open after a crash, as (end, ids already read in it) (Channel.replay_window).
+    replays: dict[str, tuple[tuple[int, int], list[str]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -108,6 +116,9 @@ def _channel_doc(topic: TopicMeta, name: str, paused: bool) -> dict[str, Any]:
         doc["deferred"] = deferred
     if name in topic.dead_letters:
         doc["max_attempts"], doc["dead_letter_topic"] = topic.dead_letters[name]
+    if name in topic.replays:
+        end, ids = topic.replays[name]
+        doc["replay"] = {"end": list(end), "ids": ids}
     return doc
 
 
@@ -131,7 +142,12 @@ def decode(raw: bytes) -> list[TopicMeta]:
             deferred = {str(c["name"]): int(c["deferred"]) for c in docs if int(c.get("deferred") or 0) > 0}
             letters = {str(c["name"]): (int(c["max_attempts"]), str(c["dead_letter_topic"])) for c in docs if c.get("max_attempts")}
             ttl_ms = int(t.get("ttl_ms") or 0)
-            topics.append(TopicMeta(str(t["name"]), bool(t.get("paused", False)), channels, deferred, ttl_ms, letters))
+            replays = {
+                str(c["name"]): ((int(c["replay"]["end"][0]), int(c["replay"]["end"][1])), [str(i) for i in c["replay"]["ids"]])
+                for c in docs
+                if c.get("replay")
+            }
+            topics.append(TopicMeta(str(t["name"]), bool(t.get("paused", False)), channels, deferred, ttl_ms, letters, replays))
         checksum = doc.get("checksum")
         version = doc.get("version")
     except (ValueError, TypeError, KeyError, AttributeError) as exc:

@@ -202,7 +202,10 @@ class NSQD:
             channels = [c for c in t.channels.values() if not c.ephemeral]
             deferred = {c.name: c.deferred_on_disk for c in channels if c.deferred_on_disk} if final else {}
             letters = {c.name: (c.max_attempts, c.dead_letter_topic) for c in channels if c.max_attempts}
-            meta = metadata.TopicMeta(t.name, t.paused, [(c.name, c.paused) for c in channels], deferred, t.ttl_ns // 1_000_000, letters)
+            replays = {c.name: w for c in channels if (w := c.replay_window()) is not None} if final else {}
+            meta = metadata.TopicMeta(
+                t.name, t.paused, [(c.name, c.paused) for c in channels], deferred, t.ttl_ns // 1_000_000, letters, replays
+            )
             topics.append(meta)
         try:
             metadata.save(self.fs, self.opts.data_path, topics, self.version)
@@ -285,6 +288,7 @@ class NSQD:
             found = ", ".join(loaded.recovered) or "none"
             self.log("WARNING", f"metadata restored from {loaded.source}; queues found on disk and not listed: {found}")
         self._loading = True
+        replayed = False
         try:
             for meta in loaded.topics:
                 topic = self.get_topic(meta.name)
@@ -297,13 +301,17 @@ class NSQD:
                     channel = topic.get_channel(name)
                     channel.paused = paused
                     channel.restore_deferred(meta.deferred.get(name, 0))
+                    if name in meta.replays:
+                        channel.restore_replay(*meta.replays[name])
+                        replayed = True
                     if name in meta.dead_letters:
                         channel.set_dead_letter(*meta.dead_letters[name])
                 topic.paused = meta.paused
         finally:
             self._loading = False
-        if loaded.problems or loaded.recovered:
-            self.persist_metadata()  # both copies trusted again
+        if loaded.problems or loaded.recovered or replayed:
+            # both copies trusted again; a replay window taken over is not to be taken twice
+            self.persist_metadata()
         # Topics with channels hand on what their queues held before the restart.
         for topic in self.topics.values():
             topic.drain()

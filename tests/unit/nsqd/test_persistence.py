@@ -12,8 +12,9 @@ from typing import Any
 
 from broker.storage.memfs import MemoryFileSystem
 from broker.wire import v2
+from tests.fakes import FakeClock
 from tests.unit.http.helpers import HTTPClient
-from tests.unit.nsqd.harness import Node
+from tests.unit.nsqd.harness import Client, Node
 
 E = v2.FRAME_ERROR
 OK = (v2.FRAME_RESPONSE, b"OK")
@@ -377,3 +378,46 @@ def test_a_power_loss_after_a_topic_hands_its_disk_backlog_to_a_new_channel_lose
         c = node.consumer("t", "c", rdy=10)
         node.clock.advance(1)
         assert sorted(set(bodies(c.messages(c.log) + c.messages()))) == [b"%d" % i for i in range(5)], seed
+
+
+def test_a_clean_exit_inside_a_crashs_reread_window_keeps_letting_the_duplicate_go() -> None:
+    # The model's open issue, closed.  Default mode: B is read from disk, times out and
+    # spills again behind C before the read position is synced; a kill -9 brings back
+    # both of B's records.  The next process delivers B from the first one (and would
+    # let the second go when it got there), B is finished, and a clean exit comes
+    # before the reader reaches B's second record.  The process after it must let that
+    # record go too: nsqd.dat's "replay" window carries what the first knew.
+    fs = MemoryFileSystem()
+    opts: dict[str, Any] = {"mem_queue_size": 1, "msg_timeout": 1.0, "sync_timeout": 60.0}
+
+    def delivered(c: Client) -> list[tuple[bytes, bytes]]:
+        c.frames()
+        return [(m[3], m[2]) for m in c.messages(c.log)]
+
+    node = Node(fs, **opts)
+    c = node.consumer("t", "c", rdy=0)
+    node.publish("t", b"A", b"B", b"C")  # A in memory, B and C on disk
+    c.send(b"RDY 1\n")
+    node.clock.advance(0.3)
+    c.fin(delivered(c)[0][1])  # A done: B is read from disk and sent
+    node.clock.advance(0.3)
+    assert [body for body, _ in delivered(c)] == [b"A", b"B"]
+    c.send(b"RDY 0\n")
+    node.publish("t", b"D")  # fills the memory queue
+    node.clock.advance(1.5)  # B times out; the memory queue is full: B spills again, behind C
+    assert node.nsqd.topics["t"].channels["c"].backend.depth() == 2
+
+    # kill -9: a new process on the same disk (the operating system kept every write)
+    node = Node(fs, FakeClock(start=node.clock.t + 10), **opts)
+    c = node.consumer("t", "c", rdy=1)
+    node.clock.advance(0.3)
+    ((body, b_id),) = delivered(c)
+    assert body == b"B"
+    c.fin(b_id)  # B is done; C comes next, and B's second record is still unread
+    node.clock.advance(0.3)
+    assert [body for body, _ in delivered(c)] == [b"B", b"C"]
+
+    node = node.restart()
+    c = node.consumer("t", "c", rdy=10)
+    node.clock.advance(0.3)
+    assert [body for body, _ in delivered(c)] == [b"C"]  # C again (it was in flight); never B

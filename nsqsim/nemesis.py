@@ -554,6 +554,9 @@ class Nemesis:
         def resume(life: Life = life) -> None:
             if life.alive:
                 c.history.record("stall_end", host=host, timers=len(life.timers))
+                # What its kernel held for it the process reads now, long after it came,
+                # as at a mended cut: the checker's rules for held bytes apply.
+                c.history.record("heal", kind="stall", side_a=[host], side_b=[h for h in c.net.hosts if h != host])
                 c.net.resume(life)
 
         return resume

@@ -309,3 +309,46 @@ def test_a_connection_cut_mid_frame_gives_the_peer_a_prefix_then_a_reset() -> No
         if cut["side_a"] == ["nsqd-0"] and client.startswith("c-"):
             return  # seen once from nsqd's side to a consumer: a message frame cut short
     raise AssertionError("no seed cut nsqd's side of a consumer connection")
+
+
+# -- what the checker allows for a wall clock ---------------------------------------------
+
+
+def _deferred_history(*between: dict[str, Any]) -> list[dict[str, Any]]:
+    """A DPUB of 5 s at t=1, delivered at t=3.5 (2.5 s early), with ``between`` in between."""
+    return [
+        {"t": 0.0, "type": "node", "nsqd": "n", "mem_queue_size": 10000},
+        {"t": 0.5, "type": "subscribed", "consumer": "c", "nsqd": "n", "topic": "t", "channel": "ch"},
+        {"t": 1.0, "type": "publish", "nsqd": "n", "topic": "t", "key": "k", "defer_ms": 5000},
+        {"t": 1.001, "type": "publish_ok", "key": "k"},
+        *between,
+        {"t": 3.5, "type": "deliver", "consumer": "c", "nsqd": "n", "topic": "t", "channel": "ch", "key": "k", "id": "1", "attempts": 1},
+        {"t": 3.6, "type": "fin", "consumer": "c", "nsqd": "n", "channel": "ch", "key": "k"},
+        {"t": 4.0, "type": "end"},
+    ]
+
+
+def test_a_due_time_kept_across_a_restart_may_be_early_by_what_the_wall_clock_gained() -> None:
+    stop, start = {"t": 2.0, "type": "stop", "nsqd": "n"}, {"t": 2.4, "type": "start", "nsqd": "n"}
+    jump = {"t": 2.2, "type": "clock_jump", "nsqd": "n", "by": 3.0}
+    small = {"t": 2.2, "type": "clock_jump", "nsqd": "n", "by": 2.0}
+    skew = [{"t": 1.5, "type": "clock_skew", "nsqd": "n", "rate": 1.5}, {"t": 3.2, "type": "clock_heal", "nsqd": "n", "by": -2.55}]
+    assert check(_deferred_history(stop, jump, start)).ok  # 3 s gained across the restart: 2.5 s early is allowed
+    assert check(_deferred_history(stop, *skew[:1], start, *skew[1:])).ok  # 1.5 s/s for 1.7 s: 2.55 s
+    assert not check(_deferred_history(stop, small, start)).ok  # 2 s gained cannot make it 2.5 s early
+    assert not check(_deferred_history(jump)).ok  # within one life the delay runs on the monotonic clock
+    assert not check(_deferred_history(stop, start)).ok  # and without a clock fault nothing excuses it
+    back = {"t": 2.2, "type": "clock_jump", "nsqd": "n", "by": -3.0}
+    assert not check(_deferred_history(stop, back, start)).ok  # a clock that lost makes nothing early
+
+
+def test_nsqd_restarted_while_its_clock_jumps_ahead_delivers_deferred_messages_early_by_no_more() -> None:
+    producers = [{"name": "p", "count": 1, "rate": 40.0, "nsqd": ["nsqd-0"], "defer_fraction": 0.3, "defer": {"kind": "uniform", "low": 2.0, "high": 5.0}}]
+    schedule = [
+        {"at": 3.8, "kind": "restart", "target": "nsqd-0", "duration": 0.5},
+        {"at": 4.0, "kind": "clock_jump", "target": "nsqd-0", "duration": 3.0, "jump": 30.0},
+    ]
+    events = _run(_cluster(producers=producers, faults={"schedule": schedule})).history.events
+    sent = {e["key"]: (e["t"], e["defer_ms"]) for e in _of(events, "publish")}
+    early = [e for e in _of(events, "deliver") if e["t"] < sent[e["key"]][0] + sent[e["key"]][1] / 1000 - 1e-6]
+    assert early  # kept on the wall clock across the restart, which jumped 30 s meanwhile

@@ -352,3 +352,22 @@ def test_nsqd_restarted_while_its_clock_jumps_ahead_delivers_deferred_messages_e
     sent = {e["key"]: (e["t"], e["defer_ms"]) for e in _of(events, "publish")}
     early = [e for e in _of(events, "deliver") if e["t"] < sent[e["key"]][0] + sent[e["key"]][1] / 1000 - 1e-6]
     assert early  # kept on the wall clock across the restart, which jumped 30 s meanwhile
+
+
+def test_a_disk_only_nsqd_keeps_deferred_records_on_time_through_a_wall_clock_jump() -> None:
+    # The consumer stops (nsqd drops it), so DPUBs wait unread as records on disk, due
+    # on the wall clock; that clock jumps 30 s ahead before the consumer is back.  Found
+    # by this scenario: the records were read as due and delivered early (fixed in
+    # broker/nsqd/channel.py, wall_drift).
+    producers = [{"name": "p", "count": 1, "rate": 40.0, "nsqd": ["nsqd-0"], "defer_fraction": 0.3, "defer": {"kind": "uniform", "low": 2.0, "high": 5.0}}]
+    consumers = [{"name": "c", "channel": "work", "count": 1, "max_in_flight": 10, "discovery": "direct", "heartbeat_interval": 1.0}]
+    schedule = [
+        {"at": 3.0, "kind": "stall", "target": "c-0", "duration": 5.0},
+        {"at": 5.0, "kind": "clock_jump", "target": "nsqd-0", "duration": 5.0, "jump": 30.0},
+    ]
+    table = _cluster(nsqd={"count": 1, "options": {"msg_timeout": "2s", "mem_queue_size": 0}}, producers=producers, consumers=consumers,
+                     faults={"schedule": schedule})
+    events = _run(table).history.events  # the checker finds no early delivery
+    sent = {e["key"]: e for e in _of(events, "publish")}
+    waited = [e for e in _of(events, "deliver") if sent[e["key"]]["defer_ms"] and 3.5 < sent[e["key"]]["t"] < 5.0]
+    assert waited and all(e["t"] > 8.0 for e in waited)  # they waited out the stall on disk

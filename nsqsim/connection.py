@@ -64,6 +64,8 @@ class Chunk:
         "dst",
         "fin",
         "latency",
+        "next",
+        "prev",
         "rst",
         "sent_at",
         "src",
@@ -81,6 +83,11 @@ class Chunk:
         self.rst = False
         self.delivered = False
         self.callbacks: tuple[Callable[[Any], None], ...] | None = None  # None until scheduled
+        # The connection's chunk before this one while that is still on its way, and the
+        # one after this one if it came first: a chunk that grew after it was scheduled
+        # is scheduled again, behind a later chunk due at the same instant.
+        self.prev: Chunk | None = None
+        self.next: Chunk | None = None
 
     _ok = True  # read by simpy, never changed: a packet cannot fail
     _value = None
@@ -238,6 +245,9 @@ class SimConnection:
         peer = self.peer
         assert peer is not None
         chunk = Chunk(self, peer, now, self.link.draw_latency())
+        prev = self._chunk
+        if prev is not None and not prev.delivered:
+            chunk.prev = prev
         if chunk.arrival < self._last_arrival:
             chunk.arrival = self._last_arrival
         self._chunk = chunk

@@ -324,6 +324,14 @@ class SimNetwork:
         if chunk.arrival > self.env._now:  # the chunk grew after it was scheduled (a write in the same instant)
             self._schedule_delivery(chunk)
             return
+        prev = chunk.prev
+        if prev is not None:
+            chunk.prev = None
+            if not prev.delivered:
+                # The chunk before it grew and was scheduled again, behind this one: bytes
+                # of one stream never overtake each other, so this one follows it in.
+                prev.next = chunk
+                return
         chunk.delivered = True
         src, dst = chunk.src, chunk.dst
         if src._chunk is chunk:
@@ -331,10 +339,14 @@ class SimNetwork:
         if dst._held or src.link.blocked or dst._delayed or dst.life.stalled:
             dst._held.append(chunk)
             self._stalled.setdefault((src._local[0], dst._local[0]), {})[dst] = None
-            return
-        self.chunks_delivered += 1
-        self.bytes_delivered += len(chunk.data)
-        dst._arrive(chunk)
+        else:
+            self.chunks_delivered += 1
+            self.bytes_delivered += len(chunk.data)
+            dst._arrive(chunk)
+        after = chunk.next
+        if after is not None:
+            chunk.next = None
+            self._deliver(after)
 
     def _flush_held(self, dst: SimConnection) -> None:
         if dst._delayed or dst.life.stalled:

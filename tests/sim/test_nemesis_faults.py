@@ -9,10 +9,13 @@ import json
 import random
 from typing import Any
 
+import simpy
+
 from nsqsim.checkers import check
-from nsqsim.clock import EPOCH_NS
+from nsqsim.clock import EPOCH_NS, Life, SimClock, run_until
 from nsqsim.cluster import Cluster, RunResult
 from nsqsim.config import parse_config
+from nsqsim.dist import Dist
 from nsqsim.history import Event
 from nsqsim.nemesis import (
     ALL_DISK_FAULTS,
@@ -25,6 +28,7 @@ from nsqsim.nemesis import (
     draw_schedule,
     parse_fault_model,
 )
+from nsqsim.network import LinkProfile, SimNetwork
 
 _NEW: tuple[FaultKind, ...] = ("clock_jump", "clock_skew", "stall", "net_delay", "net_cut")
 
@@ -371,3 +375,36 @@ def test_a_disk_only_nsqd_keeps_deferred_records_on_time_through_a_wall_clock_ju
     sent = {e["key"]: e for e in _of(events, "publish")}
     waited = [e for e in _of(events, "deliver") if sent[e["key"]]["defer_ms"] and 3.5 < sent[e["key"]]["t"] < 5.0]
     assert waited and all(e["t"] > 8.0 for e in waited)  # they waited out the stall on disk
+
+
+# -- found on the way: one stream's chunks overtook each other ---------------------------
+
+
+def test_a_chunk_that_grew_after_it_was_scheduled_is_not_overtaken_by_the_next() -> None:
+    # Found by the reference-nemesis sweep (seed 22): after a stall, a producer's refill
+    # grew one chunk in one instant (bandwidth pushed its arrival back, so it was
+    # scheduled again), and its NOP, written a moment later on a faster path, got the
+    # same arrival and an earlier place in the queue: nsqd read "prod" + "NOP\n" +
+    # "ucer-2:2854..." as a message body.  The reference cluster's histories show the
+    # same overtaking between whole frames on main (seed 3: ids out of order).
+    from tests.sim.test_sim_ports import Rec
+
+    env = simpy.Environment(initial_time=0.0)
+    net = SimNetwork(env, random.Random(0), link=LinkProfile(Dist.fixed(0.01), bandwidth=1e6))
+    net.add_host("a")
+    net.add_host("b")
+    server, client = Rec(), Rec()
+    net.listen("b", 80, lambda: server, Life("b"))
+    net.connect("a", "b", 80, client, Life("a"))
+    run_until(env, 1.0)
+    conn = client.c()
+
+    def later() -> None:
+        net.set_link("a", "b", LinkProfile(Dist.fixed(0.001), bandwidth=1e6))  # a faster path
+        conn.write(b"Z")
+
+    conn.write(b"x")
+    conn.write(b"y" * 1000)  # same instant: the chunk grows, its arrival moves 1 ms back
+    SimClock(env).call_later(0.0005, later)
+    run_until(env, 2.0)
+    assert bytes(server.data) == b"x" + b"y" * 1000 + b"Z"

@@ -85,7 +85,14 @@ guarantees (docs/guarantees.md), seen from the clients:
 * **Deferred is not early.**  A DPUB is not delivered before its delay has
   passed since it was sent, even across crashes; a REQ's delay is kept,
   across a clean restart too (if the REQ arrived, as for a FIN: the stop
-  held the message as deferred), unless a crash undid it.
+  held the message as deferred), unless a crash undid it.  Within one life
+  of the node the delay runs on its monotonic clock, whatever its wall clock
+  does.  Across a restart the only clock a due time can be kept on is the
+  wall clock (nothing else survives a reboot; Go's nsqd keeps no due time at
+  all and delivers a deferred message as soon as it starts again): if that
+  clock gained on true time between the send and the delivery (``clock_jump``,
+  ``clock_skew``), a message whose life ended in between may come early by
+  at most what it gained (``Timeline.wall_gain``).
 * **Beyond nsqd: dead letters.**  On a channel with server-side max attempts
   N (``channel_options``) no delivery has more than N attempts
   (``over_attempts``, excused only by a disk fault on the node, after which a
@@ -383,7 +390,7 @@ class _Judge:
         if p.nsqd != nsqd:
             return self.outcome(o, f"misrouted: {key} published to {p.nsqd}, delivered from {nsqd}")
         sent, first = p.at[0], ds[0].at[0]
-        if p.defer_ms and first + _EPS < sent + p.defer_ms / 1000:
+        if p.defer_ms and first + _EPS < sent + p.defer_ms / 1000 and not self.wall_early(nsqd, p.at, ds[0].at, sent + p.defer_ms / 1000 - first):
             return self.outcome(o, f"early: {key} deferred {p.defer_ms}ms at {sent:.6f}, delivered at {first:.6f}")
         problem = self.beyond_nsqd(nsqd, topic, channel, key, ds)
         if problem:
@@ -537,7 +544,7 @@ class _Judge:
                     arrived = not self.h.gone(prev.consumer, m.nsqd, answer.at, self.h.end)
                 if arrived and answer.kind == "fin":
                     return "restart_redelivery", f"fin_undone_by_clean_restart: {what} finished at {answer.at[0]:.6f}, delivered again"
-                if arrived and _early(answer, cur):
+                if arrived and _early(answer, cur) and not self.wall_early(m.nsqd, answer.at, cur.at, answer.at[0] + answer.delay_ms / 1000 - cur.at[0]):
                     return "restart_redelivery", (
                         f"early: {what} requeued for {answer.delay_ms}ms at {answer.at[0]:.6f}, "
                         f"delivered at {cur.at[0]:.6f} after a clean restart"
@@ -545,6 +552,14 @@ class _Judge:
         if cur.attempts <= prev.attempts:
             return "restart_redelivery", f"attempts: {what} attempts {prev.attempts} then {cur.attempts} across a clean restart"
         return "restart_redelivery", ""
+
+    def wall_early(self, nsqd: str, since: At, delivered: At, early_by: float) -> bool:
+        """Whether a due time kept across a restart on a wall clock that gained explains
+        a delivery ``early_by`` seconds early (see "Deferred is not early")."""
+        found = self.h.lives.get(nsqd)
+        if found is None or not between(found[0], since, delivered):
+            return False
+        return early_by <= self.h.wall_gain(nsqd, since[0], delivered[0]) + _EPS
 
     def fin_took(self, nsqd: str, answers: list[Answer], prev: Delivery, cur: Delivery, ds: list[Delivery]) -> bool:
         """Whether a FIN meant for ``prev`` finished ``cur``: nsqd had timed ``prev`` out and

@@ -85,6 +85,20 @@ Types and their fields
                        reason: a consumer of a dead-letter topic read the
                        envelope of message ``key`` of ``topic/channel``
 ``disk_fault``         (any ``fault``) the node's disk failed writes or fsyncs
+``clock_jump``         nsqd, by (seconds): the node's wall clock stepped by
+                       ``by`` (forward if positive); its monotonic clock did not
+``clock_skew``         nsqd, rate: from now the node's wall clock gains
+                       ``rate`` seconds per second (loses, if negative)
+``clock_heal``         nsqd, by: the node's wall clock was stepped back to true
+                       time (by ``by`` seconds); the skew ends
+``stall``,             nsqd (or a consumer's host): the process stopped
+``stall_end``          (SIGSTOP, a GC pause) and went on; informational (nsqsim
+                       writes a ``heal`` between it and every other host at the
+                       end: its kernel held what came meanwhile)
+``net_delay``          informational: one connection held the bytes one way
+                       (nsqsim writes a ``heal`` when it lets them go)
+``net_cut``            informational: one connection was cut mid-write, and
+                       reset at both ends (each side's ``disconnected`` follows)
 ``end``                the last event
 =====================  ======================================================
 """
@@ -287,6 +301,8 @@ class Timeline:
         self.ttl: dict[tuple[str, str], float] = {}
         self.dead_letters: dict[tuple[str, str, str], list[DeadLetter]] = defaultdict(list)  # (nsqd, channel, key)
         self.disk_faults: dict[str, list[At]] = defaultdict(list)  # nsqd -> any disk fault
+        # nsqd -> changes of its wall clock: (at, "jump" | "skew" | "heal", seconds or rate)
+        self.clock_changes: dict[str, list[tuple[At, str, float]]] = defaultdict(list)
         self.end: At = (0.0, 0)
         self._refused_answers: dict[tuple[str, str, str, str, int], set[int]] = {}  # was_refused's matching
         self.load_end: At | None = None  # a simulated run's quiesce: every fault ends, every node restarts
@@ -381,6 +397,9 @@ class Timeline:
         elif kind == "dead_letter":
             letter = DeadLetter(at, int(e.get("attempts", 0)), str(e.get("reason", "")))
             self.dead_letters[(nsqd, e["channel"], e["key"])].append(letter)
+        elif kind in ("clock_jump", "clock_skew", "clock_heal"):
+            value = float(e.get("rate" if kind == "clock_skew" else "by", 0.0) or 0.0)
+            self.clock_changes[nsqd].append((at, kind.removeprefix("clock_"), value))
         elif kind == "exception":
             self.exceptions.append(str(e.get("error", "")))
         elif kind == "final":
@@ -405,6 +424,42 @@ class Timeline:
         return self.settings.get(nsqd, NodeSettings())
 
     # -- look-ups -----------------------------------------------------------------------
+
+    def wall_gain(self, nsqd: str, lo: float, hi: float) -> float:
+        """How far the node's wall clock may have moved ahead of true time from one moment
+        in [lo, hi] to a later one: the most a due time kept on that clock can come early."""
+        changes = self.clock_changes.get(nsqd)
+        if not changes:
+            return 0.0
+        off = rate = since = 0.0
+        points: list[float] = []  # the offset at lo, at each change in [lo, hi] (before and after), at hi
+        added_lo = False
+        for (t, _), what, value in changes:
+            if not added_lo and t >= lo:
+                points.append(off + rate * (lo - since))
+                added_lo = True
+            if t > hi:
+                break
+            off += rate * (t - since)
+            since = t
+            if t >= lo:
+                points.append(off)
+            if what == "jump":
+                off += value
+            elif what == "skew":
+                rate = value
+            else:
+                off = rate = 0.0
+            if t >= lo:
+                points.append(off)
+        if not added_lo:
+            points.append(off + rate * (lo - since))
+        points.append(off + rate * (hi - since))
+        best, low = 0.0, float("inf")
+        for o in points:
+            low = min(low, o)
+            best = max(best, o - low)
+        return best
 
     def lives_between(self, nsqd: str, prev: Delivery, cur: Delivery) -> list[Life]:
         """The ends and starts of the node's lives between the ones that sent ``prev`` and ``cur``.

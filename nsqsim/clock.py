@@ -3,6 +3,16 @@
 Simulated time is ``env.now`` in seconds.  ``wall_ns`` is a fixed epoch plus
 that, so message timestamps and ids are the same in every run of a seed.
 
+Each process has two clocks, as on a real host.  ``now`` (and so every timer)
+is CLOCK_MONOTONIC: the true simulated time on every host, never stepped,
+never skewed (a kernel keeps it monotonic whatever NTP or an operator does to
+the wall clock; the rate error of a real oscillator, parts per million, is
+too small to matter over a run).  ``wall_ns`` is CLOCK_REALTIME: the epoch
+plus true time plus the offset of the host's ``WallClock``, which the
+nemesis steps (``clock_jump``) or makes run fast or slow (``clock_skew``)
+and which is zero otherwise.  The ``WallClock`` belongs to the host, not the
+process: a restarted process reads the same wrong clock.
+
 A timer is one entry in simpy's event queue whose only callback runs the
 function; simpy's heap breaks ties by a sequence number, so timers due at the
 same instant run in the order they were scheduled, as the port asks.
@@ -28,23 +38,44 @@ from typing import Any
 import simpy
 from simpy.events import NORMAL
 
-__all__ = ["EPOCH_NS", "Life", "SimClock", "SimTimer", "run_until"]
+__all__ = ["EPOCH_NS", "Life", "SimClock", "SimTimer", "WallClock", "fire_late", "run_until"]
 
 # 2026-01-01T00:00:00Z: every simulation starts its wall clock here.
 EPOCH_NS = 1_767_225_600_000_000_000
 
 
 class Life:
-    """One incarnation of a process; ``end()`` silences everything it scheduled."""
+    """One incarnation of a process; ``end()`` silences everything it scheduled.
 
-    __slots__ = ("alive", "name")
+    A life can also be stalled (SIGSTOP, a long GC pause): while ``stalled``,
+    nothing of the process runs.  Its timers that come due wait in ``timers``
+    and the network's calls into it (a connection made or lost, room to write
+    again) in ``deferred``; ``SimNetwork.resume`` runs them when it goes on.
+    """
+
+    __slots__ = ("alive", "deferred", "name", "stalled", "timers")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.alive = True
+        self.stalled = False
+        self.timers: list[SimTimer] = []  # came due while stalled, in the order they did
+        self.deferred: list[Callable[[], None]] = []  # the kernel's news for the process, while stalled
 
     def end(self) -> None:
         self.alive = False
+        self.stalled = False
+        self.timers.clear()
+        self.deferred.clear()
+
+    def call(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` (a call into the process) now, or when it resumes if stalled; never once it ended."""
+        if not self.alive:
+            return
+        if self.stalled:
+            self.deferred.append(fn)
+        else:
+            fn()
 
     def __repr__(self) -> str:
         return f"Life({self.name}, alive={self.alive})"
@@ -90,9 +121,19 @@ class SimTimer:
 
 def _fire(timer: SimTimer) -> None:
     fn = timer.fn
-    if fn is not None and timer.life.alive:
-        timer.fn = None
-        fn()
+    if fn is not None:
+        life = timer.life
+        if life.alive:
+            if life.stalled:
+                life.timers.append(timer)  # runs when the process resumes
+                return
+            timer.fn = None
+            fn()
+
+
+def fire_late(timer: SimTimer) -> None:
+    """Run a timer that came due while its process was stalled (unless cancelled since)."""
+    _fire(timer)
 
 
 # Shared by every timer: simpy only reads an event's callbacks and then sets them to None.
@@ -127,26 +168,72 @@ def run_until(env: simpy.Environment, end: float) -> None:
         env._now = end
 
 
+class WallClock:
+    """How far a host's wall clock is from true time: stepped, or drifting at a rate.
+
+    ``offset_ns(now)`` is the offset at monotonic time ``now``: ``base_ns``,
+    plus ``rate`` seconds gained per second since ``since`` while skewed.
+    """
+
+    __slots__ = ("base_ns", "rate", "since")
+
+    def __init__(self) -> None:
+        self.base_ns = 0
+        self.rate = 0.0
+        self.since = 0.0
+
+    def offset_ns(self, now: float) -> int:
+        if self.rate:
+            return self.base_ns + round((now - self.since) * self.rate * 1e9)
+        return self.base_ns
+
+    def step(self, now: float, by: float) -> None:
+        """The clock jumps by ``by`` seconds (forward if positive)."""
+        self.base_ns = self.offset_ns(now) + round(by * 1e9)
+        self.since = now
+
+    def skew(self, now: float, rate: float) -> None:
+        """From now on the clock gains ``rate`` seconds per second (loses, if negative; rate > -1)."""
+        self.base_ns = self.offset_ns(now)
+        self.rate = rate
+        self.since = now
+
+    def reset(self, now: float) -> float:
+        """NTP steps the clock back to true time; how far it was off, in seconds."""
+        off = self.offset_ns(now)
+        self.base_ns = 0
+        self.rate = 0.0
+        self.since = now
+        return off / 1e9
+
+
 class SimClock:
     """The Clock port for one process life (or, without one, for the simulator itself)."""
 
-    __slots__ = ("env", "epoch_ns", "life")
+    __slots__ = ("env", "epoch_ns", "life", "wall")
 
-    def __init__(self, env: simpy.Environment, life: Life | None = None, epoch_ns: int = EPOCH_NS) -> None:
+    def __init__(
+        self, env: simpy.Environment, life: Life | None = None, epoch_ns: int = EPOCH_NS, wall: WallClock | None = None
+    ) -> None:
         self.env = env
         self.life = life if life is not None else _FOREVER
         self.epoch_ns = epoch_ns
+        self.wall = wall  # the host's wall clock; None: true time
 
     def now(self) -> float:
         now: float = self.env._now
         return now
 
     def wall_ns(self) -> int:
-        return self.epoch_ns + round(self.env._now * 1e9)
+        now: float = self.env._now
+        wall = self.wall
+        if wall is None:
+            return self.epoch_ns + round(now * 1e9)
+        return self.epoch_ns + round(now * 1e9) + wall.offset_ns(now)
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> SimTimer:
         return SimTimer(self.env, delay, fn, self.life)
 
-    def for_life(self, life: Life) -> SimClock:
-        """The same time, for another process life."""
-        return SimClock(self.env, life, self.epoch_ns)
+    def for_life(self, life: Life, wall: WallClock | None = None) -> SimClock:
+        """The same time, for another process life (on a host with the wall clock ``wall``)."""
+        return SimClock(self.env, life, self.epoch_ns, wall if wall is not None else self.wall)

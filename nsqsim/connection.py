@@ -21,8 +21,14 @@ Each direction behaves like TCP as asyncio shows it:
   process never read are left in it, and FIN otherwise; on RST the peer sees
   ``connection_lost(ConnectionResetError)``.
 
-Where chunks go between the endpoints (partitions, delivery, process death) is
-``SimNetwork``'s business, in ``network.py``.
+Two faults act on one connection (``SimNetwork.delay`` and ``cut``): an
+endpoint whose arrivals are *delayed* holds what reaches it, as a black-holed
+link does, until the delay ends; an endpoint armed to be *cut* sends, on its
+next write, a prefix of what it had to send and then RST, and reports the
+reset to its own process too (a middlebox dropped the connection mid-frame).
+
+Where chunks go between the endpoints (partitions, delivery, process death,
+a stalled process) is ``SimNetwork``'s business, in ``network.py``.
 """
 
 from __future__ import annotations
@@ -58,6 +64,8 @@ class Chunk:
         "dst",
         "fin",
         "latency",
+        "next",
+        "prev",
         "rst",
         "sent_at",
         "src",
@@ -75,6 +83,11 @@ class Chunk:
         self.rst = False
         self.delivered = False
         self.callbacks: tuple[Callable[[Any], None], ...] | None = None  # None until scheduled
+        # The connection's chunk before this one while that is still on its way, and the
+        # one after this one if it came first: a chunk that grew after it was scheduled
+        # is scheduled again, behind a later chunk due at the same instant.
+        self.prev: Chunk | None = None
+        self.next: Chunk | None = None
 
     _ok = True  # read by simpy, never changed: a packet cannot fail
     _value = None
@@ -112,6 +125,8 @@ class SimConnection:
         self._closing = False  # close() or abort() called, or the peer's FIN/RST arrived
         self._fin_sent = False
         self._lost = False  # connection_lost delivered (or the process is gone)
+        self._delayed = False  # arrivals wait in _held (a net_delay fault)
+        self._cut: tuple[float, Callable[[int, int], None]] | None = None  # the next write is cut at this fraction
 
     def __repr__(self) -> str:
         return f"SimConnection({self._local[0]}:{self._local[1]} -> {self._peer_addr[0]}:{self._peer_addr[1]})"
@@ -120,6 +135,9 @@ class SimConnection:
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._closing or self._lost or not data:
+            return
+        if self._cut is not None:
+            self._write_cut(data)
             return
         if self._buffer:
             self._buffer += data
@@ -137,6 +155,22 @@ class SimConnection:
             self._write_paused = True
             if self.life.alive:
                 self.handler.pause_writing()
+
+    def _write_cut(self, data: bytes | bytearray | memoryview) -> None:
+        """The connection is cut part way through this write: a prefix goes, then RST both ways."""
+        fraction, on_cut = self._cut or (0.0, None)
+        self._cut = None
+        pending = bytes(self._buffer) + bytes(data)
+        self._buffer.clear()
+        n = len(pending)
+        sent = min(max(1, int(n * fraction)), n - 1) if n > 1 else 0
+        if sent:
+            self._send(pending[:sent])  # past the window if need be: a few bytes, once
+        self._send_control(rst=True)
+        self._closing = True
+        if on_cut is not None:
+            on_cut(sent, n)
+        self._lost_soon(ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
 
     def close(self) -> None:
         if self._closing or self._lost:
@@ -211,6 +245,9 @@ class SimConnection:
         peer = self.peer
         assert peer is not None
         chunk = Chunk(self, peer, now, self.link.draw_latency())
+        prev = self._chunk
+        if prev is not None and not prev.delivered:
+            chunk.prev = prev
         if chunk.arrival < self._last_arrival:
             chunk.arrival = self._last_arrival
         self._chunk = chunk
@@ -261,6 +298,8 @@ class SimConnection:
 
     def _refill(self) -> None:
         """The peer took bytes: move more of the write buffer into the window."""
+        if self.life.stalled:
+            return  # the process's event loop moves its buffer; SimNetwork.resume calls this again
         buf = self._buffer
         if buf and not self._lost:
             room = self._room()
@@ -271,7 +310,7 @@ class SimConnection:
         if self._write_paused and len(buf) <= self._low and not self._lost:
             self._write_paused = False
             if self.life.alive and not self._closing:
-                self.handler.resume_writing()
+                self.handler.resume_writing()  # not stalled: checked above
         if self._closing and not buf and not self._fin_sent and not self._lost:
             self._send_fin()
 
@@ -329,7 +368,10 @@ class SimConnection:
         self._lost = True
         self._closing = True
         self.net._forget(self)
-        if self.life.alive:
+        life = self.life
+        if life.stalled:
+            life.call(lambda: self.handler.connection_lost(exc))  # read when the process resumes
+        elif life.alive:
             self.handler.connection_lost(exc)
 
     def _kill(self, reset: bool) -> None:

@@ -10,6 +10,10 @@ the faults the nemesis injects, each drawn from the disk's own generator:
   (``SimulatedCrash`` unwinds the process; the cluster then crashes the node);
 * ``fail_fsyncs``: the next fsyncs fail with EIO and make nothing durable;
 * ``fill`` / ``unfill``: writes past the space left fail with ENOSPC;
+* ``fail_fsyncs_full``: writes succeed (into the page cache) but every fsync
+  fails with ENOSPC and makes nothing durable, as on a file system with
+  delayed allocation or a thin volume that runs out when the blocks are
+  allocated, at writeback;
 * ``flip_bit``: one bit of one file flips on the medium (latent corruption).
 
 ``durable_records`` says, just before a power loss, which records no crash
@@ -23,6 +27,7 @@ the records it covers, could not be caught.
 
 from __future__ import annotations
 
+import errno
 import random
 import re
 
@@ -32,11 +37,24 @@ from broker.storage.segment import HEADER, HEADER_SIZE, crc32c
 __all__ = ["SimDisk"]
 
 
+class _SimFileSystem(MemoryFileSystem):
+    """``MemoryFileSystem`` with one fault more: fsyncs that fail with ENOSPC."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fsync_enospc = False
+
+    def _check_fsync(self, path: str) -> None:
+        if self.fsync_enospc:
+            raise OSError(errno.ENOSPC, "no space left on device", path)
+        super()._check_fsync(path)
+
+
 class SimDisk:
     def __init__(self, host: str, root: str, rng: random.Random) -> None:
         self.host = host
         self.root = root
-        self.fs = MemoryFileSystem()
+        self.fs: _SimFileSystem = _SimFileSystem()
         self.fs.mkdir(root)
         self._rng = rng
         self.torn_armed = False
@@ -56,6 +74,10 @@ class SimDisk:
     def fail_fsyncs(self, count: int = 1) -> None:
         self.fs.fail_fsync(count)
 
+    def fail_fsyncs_full(self) -> None:
+        """Every fsync fails with ENOSPC until ``heal``; writes still succeed."""
+        self.fs.fsync_enospc = True
+
     def fill(self, free_bytes: int = 0) -> None:
         """Leave only ``free_bytes`` of space."""
         self.fs.set_capacity(self.fs.used_bytes() + free_bytes)
@@ -67,6 +89,7 @@ class SimDisk:
         """End every lasting fault (full disk, failing fsyncs, an armed torn write)."""
         self.unfill()
         self.fs.fail_fsync(0)
+        self.fs.fsync_enospc = False
         self.fs.cancel_crash()
         self.torn_armed = False
 

@@ -32,6 +32,14 @@ that the same seed and configuration give the same bytes.  The types:
                    ``deferred`` or ``queued`` again), read from the broker
 ``lookupd_crash``, ``lookupd_start``
 ``partition``, ``heal``, ``slow_link``, ``slow_link_end``, ``disk_fault``, ``disk_heal``
+``clock_jump``, ``clock_skew``, ``clock_heal``  a host's wall clock stepped (``by``), skewed
+                   (``rate``), stepped back to true time (``by``)
+``stall``, ``stall_end``  a process stopped and went on (``timers``: how many came due
+                   meanwhile); a ``heal`` (kind ``stall``) from its host to every other follows
+``net_delay``      one connection holds the bytes from ``src`` to ``dst``; a ``heal`` (kind
+                   ``net_delay``) when it lets them go
+``net_cut``        one connection cut mid-write: ``src`` sent ``sent`` of ``written`` bytes,
+                   then RST
 ``load_end``       producers stopped and faults ended; the cluster drains
 ``final``          per nsqd channel at the end, as /stats shows it: host, topic,
                    channel, depth, in_flight, deferred, timeouts, requeues

@@ -20,10 +20,19 @@ options object, ``FaultModel`` (the ``[faults]`` table of a configuration):
     rather than black-hole them (a cable pulled).
 ``slow_factor``, ``slow_bandwidth``
     A slow link multiplies latency by the factor and caps bandwidth (bytes/s).
+``disk_faults``
+    The disk faults a random ``disk`` fault is drawn from (default: the four
+    of ``DISK_FAULTS``, in that order; ``fsync_full`` only when listed).
+``clock_jump``, ``clock_skew``
+    How far a ``clock_jump`` steps a wall clock (a ``Dist`` of seconds, back
+    or forward with equal odds) and how fast a ``clock_skew`` makes one run
+    (a ``Dist`` of seconds gained, or lost, per second).
 ``schedule``
     Explicit faults: ``[[faults.schedule]]`` tables with ``at``, ``kind``,
     optional ``target`` (a host or consumer name; random when left out),
-    ``duration``, ``mode`` (partitions) and ``disk`` (disk faults).
+    ``duration``, ``mode`` (partitions), ``disk`` (disk faults), ``jump``
+    (clock_jump: signed seconds) and ``rate`` (clock_skew: signed seconds
+    per second); a ``jump`` or ``rate`` left out is drawn.
 
 The kinds:
 
@@ -46,10 +55,37 @@ The kinds:
 ``consumer_stall``     one consumer's handler stops returning: its messages
                        in flight time out and go to other consumers.
 ``disk``               a disk fault on one nsqd: ``fsync`` (the next fsyncs
-                       fail), ``full`` (ENOSPC), ``bitflip`` (one durable bit
-                       flips), ``torn`` (the machine dies part way through
-                       one of its next writes).
+                       fail with EIO), ``full`` (writes fail with ENOSPC),
+                       ``fsync_full`` (writes succeed into the page cache,
+                       fsyncs fail with ENOSPC: delayed allocation, a thin
+                       volume), ``bitflip`` (one durable bit flips), ``torn``
+                       (the machine dies part way through one of its next
+                       writes).
+``clock_jump``         one host's wall clock steps forward or back (an
+                       operator, a VM restored, a bad NTP server); NTP steps
+                       it back to true time when the fault ends.  Monotonic
+                       time and timers are untouched (``nsqsim.clock``).
+``clock_skew``         one host's wall clock runs fast or slow; stepped back
+                       to true time at the end.
+``stall``              one process (nsqd, nsqlookupd or consumer) stops, as
+                       for SIGSTOP or a long GC pause: none of its timers
+                       or reads run; its kernel still takes bytes (up to the
+                       window) and connects, so peers notice nothing but
+                       silence.  When it resumes, what arrived is read and
+                       every timer that came due fires, at once.
+``net_delay``          one established connection of the target (an nsqd by
+                       default) holds the bytes going one way, then delivers
+                       them, in order, when the fault ends (TCP stuck in
+                       retransmission behind a bad path); the other
+                       connections between the same hosts flow.
+``net_cut``            one established connection of the target is cut in
+                       the middle of its next write: the peer gets a prefix
+                       of the bytes, then a reset, and so does the writer.
 =====================  =====================================================
+
+The kinds from ``clock_jump`` on have weight 0 by default, so a configuration
+draws them only if its ``weights`` ask; configurations that do not draw the
+same schedules as before they existed.
 
 Random faults are not drawn as the run goes: the whole schedule is drawn from
 the seed before the run starts (``draw_schedule``), so a failing seed's faults
@@ -67,6 +103,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal, get_args
 
+from nsqsim.clock import Life
 from nsqsim.dist import Dist
 from nsqsim.network import LinkProfile, Partition, PartitionMode
 
@@ -74,6 +111,7 @@ if TYPE_CHECKING:
     from nsqsim.cluster import Cluster
 
 __all__ = [
+    "ALL_DISK_FAULTS",
     "DISK_FAULTS",
     "FAULT_KINDS",
     "DiskFault",
@@ -97,10 +135,19 @@ FaultKind = Literal[
     "slow_link",
     "consumer_stall",
     "disk",
+    "clock_jump",
+    "clock_skew",
+    "stall",
+    "net_delay",
+    "net_cut",
 ]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
-DiskFault = Literal["fsync", "full", "bitflip", "torn"]
-DISK_FAULTS: tuple[DiskFault, ...] = get_args(DiskFault)
+DiskFault = Literal["fsync", "full", "bitflip", "torn", "fsync_full"]
+ALL_DISK_FAULTS: tuple[DiskFault, ...] = get_args(DiskFault)
+# What a random disk fault is drawn from unless ``disk_faults`` says: these four, in
+# this order, so that every seed draws what it drew before fsync_full existed.
+DISK_FAULTS: tuple[DiskFault, ...] = ("fsync", "full", "bitflip", "torn")
+_CLOCK_KINDS = ("clock_jump", "clock_skew")
 
 _DEFAULT_WEIGHTS: Mapping[FaultKind, float] = {
     "crash": 2.0,
@@ -114,8 +161,16 @@ _DEFAULT_WEIGHTS: Mapping[FaultKind, float] = {
     "slow_link": 1.0,
     "consumer_stall": 2.0,
     "disk": 1.0,
+    # never drawn unless a configuration weighs them (see the module doc)
+    "clock_jump": 0.0,
+    "clock_skew": 0.0,
+    "stall": 0.0,
+    "net_delay": 0.0,
+    "net_cut": 0.0,
 }
 _DEFAULT_DURATION = Dist("uniform", low=2.0, high=15.0)
+_DEFAULT_JUMP = Dist("uniform", low=1.0, high=30.0)
+_DEFAULT_SKEW = Dist("uniform", low=0.05, high=0.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +183,8 @@ class ScheduledFault:
     disk: DiskFault = "fsync"
     one_way_in: bool = True  # one_way: the target stops hearing (True) or being heard (False)
     file: str | None = None  # disk=bitflip: flip a bit of this file (a name in the data path), not a random one
+    jump: float | None = None  # clock_jump: seconds the wall clock steps (negative: back)
+    rate: float | None = None  # clock_skew: seconds the wall clock gains per second (negative: loses)
 
     def describe(self) -> str:
         extra = ""
@@ -137,6 +194,10 @@ class ScheduledFault:
             extra = f" disk={self.disk}" + (f" file={self.file}" if self.file else "")
         elif self.kind == "one_way":
             extra = " in" if self.one_way_in else " out"
+        elif self.kind == "clock_jump" and self.jump is not None:
+            extra = f" jump={self.jump:+.3f}s"
+        elif self.kind == "clock_skew" and self.rate is not None:
+            extra = f" rate={self.rate:+.3f}"
         return f"t={self.at:.3f} {self.kind} {self.target or '*'} for {self.duration:.3f}s{extra}"
 
 
@@ -152,6 +213,9 @@ class FaultModel:
     slow_bandwidth: float = 1_000_000.0
     max_concurrent: int = 2
     schedule: tuple[ScheduledFault, ...] = ()
+    disk_faults: tuple[DiskFault, ...] = DISK_FAULTS
+    clock_jump: Dist = _DEFAULT_JUMP
+    clock_skew: Dist = _DEFAULT_SKEW
 
     def only(self, kinds: Sequence[str]) -> FaultModel:
         """The same model, drawing only ``kinds`` (at their weights, or 1)."""
@@ -170,8 +234,12 @@ def parse_fault_model(table: Mapping[str, object]) -> FaultModel:
         raise ValueError(f"[faults]: unknown keys {unknown}")
     kw: dict[str, object] = {}
     for key, value in table.items():
-        if key == "duration":
+        if key in ("duration", "clock_jump", "clock_skew"):
             kw[key] = Dist.parse(value)
+        elif key == "disk_faults":
+            if not isinstance(value, list) or not value or any(d not in ALL_DISK_FAULTS for d in value):
+                raise ValueError(f"[faults] disk_faults must be a non-empty list of {', '.join(ALL_DISK_FAULTS)}")
+            kw[key] = tuple(value)
         elif key == "weights":
             if not isinstance(value, dict):
                 raise ValueError("[faults] weights must be a table")
@@ -208,7 +276,7 @@ def _scheduled(entry: object) -> ScheduledFault:
     if mode not in ("blackhole", "reset"):
         raise ValueError(f"[[faults.schedule]]: unknown partition mode {mode!r}")
     disk = entry.get("disk", "fsync")
-    if disk not in DISK_FAULTS:
+    if disk not in ALL_DISK_FAULTS:
         raise ValueError(f"[[faults.schedule]]: unknown disk fault {disk!r}")
     target = entry.get("target")
     file = entry.get("file")
@@ -223,6 +291,8 @@ def _scheduled(entry: object) -> ScheduledFault:
         disk=disk,
         one_way_in=bool(entry.get("one_way_in", True)),
         file=file,
+        jump=float(entry["jump"]) if "jump" in entry else None,
+        rate=float(entry["rate"]) if "rate" in entry else None,
     )
 
 
@@ -249,7 +319,8 @@ def draw_schedule(model: FaultModel, rng: random.Random, targets: Targets, until
             kind = rng.choices(kinds, weights)[0]
             duration = model.duration.sample(rng)
             mode: PartitionMode = "reset" if rng.random() < model.reset_fraction else "blackhole"
-            disk = DISK_FAULTS[rng.randrange(len(DISK_FAULTS))]
+            disks = model.disk_faults
+            disk = disks[rng.randrange(len(disks))]
             fault = ScheduledFault(t, kind, None, duration, mode, disk, rng.random() < 0.5)
             out.append(_resolve(fault, model, rng, targets))
     out.sort(key=lambda f: f.at)
@@ -264,15 +335,30 @@ def _possible(kind: FaultKind, targets: Targets) -> bool:
     return bool(targets.nsqd)
 
 
+def _pool(kind: FaultKind, targets: Targets) -> tuple[str, ...]:
+    if kind == "lookupd_crash":
+        return targets.lookupd
+    if kind == "consumer_stall":
+        return targets.consumers
+    if kind in _CLOCK_KINDS:
+        return targets.nsqd + targets.lookupd  # the daemons read their wall clocks; the clients do not
+    if kind == "stall":
+        return targets.nsqd + targets.lookupd + targets.consumers
+    return targets.nsqd
+
+
 def _resolve(fault: ScheduledFault, model: FaultModel, rng: random.Random, targets: Targets) -> ScheduledFault:
+    # Only the kinds that existed before clock faults draw nothing more, so a
+    # configuration without the new kinds draws exactly the numbers it drew then.
+    if fault.kind == "clock_jump" and fault.jump is None:
+        size = model.clock_jump.sample(rng)
+        fault = replace(fault, jump=-size if rng.random() < 0.5 else size)
+    elif fault.kind == "clock_skew" and fault.rate is None:
+        rate = model.clock_skew.sample(rng)
+        fault = replace(fault, rate=-min(rate, 0.9) if rng.random() < 0.5 else rate)
     if fault.target is not None or fault.kind in ("partition_halves", "partition_lookupd"):
         return fault
-    if fault.kind == "lookupd_crash":
-        pool = targets.lookupd
-    elif fault.kind == "consumer_stall":
-        pool = targets.consumers
-    else:
-        pool = targets.nsqd
+    pool = _pool(fault.kind, targets)
     if not pool:
         return fault
     return replace(fault, target=pool[rng.randrange(len(pool))])
@@ -332,6 +418,8 @@ class Nemesis:
             node = c.nsqd_nodes.get(target or "")
             if node is None or not node.up:
                 return None
+            if kind == "restart" and node.life is not None and node.life.stalled:
+                return None  # a stopped process takes no SIGTERM until it resumes
             if kind == "crash":
                 c.crash_nsqd(node.host)
             elif kind == "kill":
@@ -401,6 +489,8 @@ class Nemesis:
                 disk.fail_fsyncs(1_000_000)
             elif fault.disk == "full":
                 disk.fill(0)
+            elif fault.disk == "fsync_full":
+                disk.fail_fsyncs_full()
             elif fault.disk == "bitflip":
                 where = disk.flip_bit(fault.file)
             else:
@@ -415,7 +505,91 @@ class Nemesis:
                     c.start_nsqd(dnode.host)
 
             return heal_disk
+        if kind in _CLOCK_KINDS:
+            return self._clock_fault(fault)
+        if kind == "stall":
+            return self._stall(fault)
+        if kind in ("net_delay", "net_cut"):
+            return self._connection_fault(fault)
         return None
+
+    def _clock_fault(self, fault: ScheduledFault) -> Callable[[], None] | None:
+        c = self.cluster
+        node = c.nsqd_nodes.get(fault.target or "") or c.lookupd_nodes.get(fault.target or "")
+        if node is None:
+            return None
+        wall, clock, rec = node.wall, c.clock, c.history.record
+        if wall.base_ns or wall.rate:
+            return None  # already wrong: one clock fault at a time per host
+        if fault.kind == "clock_jump":
+            jump = fault.jump or 0.0
+            wall.step(clock.now(), jump)
+            rec("clock_jump", host=node.host, by=jump)
+        else:
+            rate = fault.rate or 0.0
+            wall.skew(clock.now(), rate)
+            rec("clock_skew", host=node.host, rate=rate)
+
+        def heal_clock() -> None:
+            off = wall.reset(clock.now())
+            rec("clock_heal", host=node.host, by=-off)
+
+        return heal_clock
+
+    def _stall(self, fault: ScheduledFault) -> Callable[[], None] | None:
+        c = self.cluster
+        host = fault.target or ""
+        life = None
+        node = c.nsqd_nodes.get(host) or c.lookupd_nodes.get(host)
+        if node is not None:
+            if node.up and not node.stopping:
+                life = node.life
+        elif host in c.consumers_by_name:
+            life = c.consumers_by_name[host].life
+        if life is None or not life.alive or life.stalled:
+            return None
+        c.net.stall(life)
+        c.history.record("stall", host=host)
+
+        def resume(life: Life = life) -> None:
+            if life.alive:
+                c.history.record("stall_end", host=host, timers=len(life.timers))
+                # What its kernel held for it the process reads now, long after it came,
+                # as at a mended cut: the checker's rules for held bytes apply.
+                c.history.record("heal", kind="stall", side_a=[host], side_b=[h for h in c.net.hosts if h != host])
+                c.net.resume(life)
+
+        return resume
+
+    def _connection_fault(self, fault: ScheduledFault) -> Callable[[], None] | None:
+        c = self.cluster
+        net, rec = c.net, c.history.record
+        conns = net.connections(fault.target or "")
+        if not conns:
+            return None
+        conn = conns[self.rng.randrange(len(conns))]
+        end = conn if self.rng.random() < 0.5 else conn.peer
+        if end is None:
+            return None
+        here, there = end.local_address, end.peer_address
+        if fault.kind == "net_delay":
+            # ``end`` stops receiving: what its peer sends waits, then arrives in order
+            net.delay(end)
+            rec("net_delay", side_a=[there[0]], side_b=[here[0]], src=f"{there[0]}:{there[1]}", dst=f"{here[0]}:{here[1]}")
+
+            def deliver() -> None:
+                net.undelay(end)
+                # A held connection mended, as a black-holed link is: what it held arrives now.
+                rec("heal", kind="net_delay", side_a=[there[0]], side_b=[here[0]])
+
+            return deliver
+        fraction = self.rng.random()
+
+        def cut(sent: int, written: int) -> None:
+            rec("net_cut", src=f"{here[0]}:{here[1]}", dst=f"{there[0]}:{there[1]}", side_a=[here[0]], side_b=[there[0]], sent=sent, written=written)
+
+        net.cut(end, fraction, cut)  # ``end``'s next write is cut short
+        return lambda: net.uncut(end)
 
     def _sides(self, fault: ScheduledFault) -> tuple[list[str], list[str]] | None:
         net = self.cluster.net

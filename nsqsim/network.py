@@ -17,6 +17,13 @@ Partitions cut the directed links between two groups of hosts, one way or both:
 * ``reset``: a firewall that rejects: open connections across the cut are reset
   at once and new ones are refused.
 
+A stalled process (``stall`` / ``resume``: SIGSTOP, a GC pause) runs nothing,
+but its kernel works on: connects to its listeners complete, and what its
+peers send is held for it (counted against the window, so they feel back
+pressure as from a process that does not read).  On ``resume`` it learns, in
+this order, of its connections made and lost, then reads what arrived, then
+runs the timers that came due (asyncio handles I/O before timers in a turn).
+
 A process's endpoints and listeners belong to its ``Life``.  When it is killed
 (``kill``), the kernel closes its sockets: its handlers are never called again,
 what its user-space buffers held is gone, and each peer sees FIN, or RST where
@@ -38,7 +45,7 @@ import simpy
 from simpy.events import NORMAL
 
 from broker.ports import Connection, ConnectionHandler, HandlerFactory, Listener, Network
-from nsqsim.clock import Life, SimClock, SimTimer
+from nsqsim.clock import Life, SimClock, SimTimer, fire_late
 from nsqsim.connection import Chunk, SimConnection
 from nsqsim.dist import Dist
 
@@ -260,19 +267,18 @@ class SimNetwork:
         server._last_arrival = made_at  # nothing the server sends may overtake the SYN-ACK
         self._track(server)
         self._track(client)
-        server.handler.connection_made(server)
+        listener.life.call(lambda: server.handler.connection_made(server))
 
         def client_made() -> None:
             if server._lost:
                 # The server side went away before the handshake finished: the client sees a reset.
                 client._lost = True
                 self._forget(client)
-                if syn.life.alive:
-                    syn.handler.connection_lost(ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
+                syn.life.call(lambda: syn.handler.connection_lost(ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")))
             elif not syn.life.alive:
                 client._kill(reset=True)
             else:
-                syn.handler.connection_made(client)
+                syn.life.call(lambda: syn.handler.connection_made(client))
 
         self.clock.call_later(back_latency, client_made)
 
@@ -285,8 +291,7 @@ class SimNetwork:
         self._settle(syn)
 
         def fail() -> None:
-            if syn.life.alive:
-                syn.handler.connection_lost(exc)
+            syn.life.call(lambda: syn.handler.connection_lost(exc))
 
         self.clock.call_later(delay, fail)
 
@@ -319,19 +324,33 @@ class SimNetwork:
         if chunk.arrival > self.env._now:  # the chunk grew after it was scheduled (a write in the same instant)
             self._schedule_delivery(chunk)
             return
+        prev = chunk.prev
+        if prev is not None:
+            chunk.prev = None
+            if not prev.delivered:
+                # The chunk before it grew and was scheduled again, behind this one: bytes
+                # of one stream never overtake each other, so this one follows it in.
+                prev.next = chunk
+                return
         chunk.delivered = True
         src, dst = chunk.src, chunk.dst
         if src._chunk is chunk:
             src._chunk = None
-        if dst._held or src.link.blocked:
+        if dst._held or src.link.blocked or dst._delayed or dst.life.stalled:
             dst._held.append(chunk)
             self._stalled.setdefault((src._local[0], dst._local[0]), {})[dst] = None
-            return
-        self.chunks_delivered += 1
-        self.bytes_delivered += len(chunk.data)
-        dst._arrive(chunk)
+        else:
+            self.chunks_delivered += 1
+            self.bytes_delivered += len(chunk.data)
+            dst._arrive(chunk)
+        after = chunk.next
+        if after is not None:
+            chunk.next = None
+            self._deliver(after)
 
     def _flush_held(self, dst: SimConnection) -> None:
+        if dst._delayed or dst.life.stalled:
+            return  # held on: undelay or resume flushes it
         while dst._held:
             chunk = dst._held[0]
             src = chunk.src
@@ -363,6 +382,51 @@ class SimNetwork:
         for syn in [s for s in self._pending_syns if s.life is life]:
             self._pending_syns.remove(syn)
             self._settle(syn)
+
+    def stall(self, life: Life) -> None:
+        """The process ``life`` stops running (SIGSTOP); its kernel goes on (see the module doc)."""
+        if life.alive:
+            life.stalled = True
+
+    def resume(self, life: Life) -> None:
+        """The stalled process runs again: the news of its connections, then their bytes, then its timers."""
+        if not life.alive or not life.stalled:
+            return
+        life.stalled = False
+        deferred, life.deferred = life.deferred, []
+        for fn in deferred:
+            life.call(fn)
+        for conn in list(self._by_life.get(life, {})):
+            if conn._held:
+                self._flush_held(conn)
+            conn._refill()
+        timers, life.timers = life.timers, []
+        for timer in timers:
+            fire_late(timer)
+
+    def connections(self, host: str) -> list[SimConnection]:
+        """The open endpoints on ``host``, in the order they were made."""
+        return [
+            conn
+            for conns in self._by_life.values()
+            for conn in conns
+            if conn._local[0] == host and conn.peer is not None and not (conn._closing or conn._lost or conn.peer._closing)
+        ]
+
+    def delay(self, conn: SimConnection) -> None:
+        """What reaches ``conn`` waits, in order, until ``undelay``."""
+        conn._delayed = True
+
+    def undelay(self, conn: SimConnection) -> None:
+        conn._delayed = False
+        self._flush_held(conn)
+
+    def cut(self, conn: SimConnection, fraction: float, on_cut: Callable[[int, int], None]) -> None:
+        """Cut ``conn``'s next write after ``fraction`` of its bytes; ``on_cut(sent, written)`` then."""
+        conn._cut = (fraction, on_cut)
+
+    def uncut(self, conn: SimConnection) -> None:
+        conn._cut = None
 
     def partition(
         self,

@@ -23,7 +23,7 @@ from broker.lookupd.options import LookupdOptions
 from broker.nsqd.nsqd import NSQD
 from broker.nsqd.options import Options
 from broker.ports import DatagramSender, FileSystem, HandlerFactory, Logger, Network, Random
-from nsqsim.clock import Life, SimClock
+from nsqsim.clock import Life, SimClock, WallClock
 from nsqsim.config import LOOKUPD_HTTP_PORT, LOOKUPD_TCP_PORT, NSQD_HTTP_PORT, NSQD_TCP_PORT
 from nsqsim.datagram import SentDatagram, SimDatagramSender
 from nsqsim.disk import SimDisk
@@ -73,12 +73,13 @@ class _Node:
         self.stopping = False
         self.listeners: list[SimListener] = []
         self.logger = SimLogger(host, clock, log_level)
+        self.wall = WallClock()  # the host's wall clock: the nemesis may step or skew it
 
     def _new_life(self) -> tuple[Life, SimClock]:
         self.incarnation += 1
         life = Life(f"{self.host}#{self.incarnation}")
         self.life = life
-        clock = self.base_clock.for_life(life)
+        clock = self.base_clock.for_life(life, self.wall)
         self.logger = SimLogger(self.host, clock, self.log_level)
         return life, clock
 

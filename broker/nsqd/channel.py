@@ -49,7 +49,7 @@ from broker.ports import Timer
 if TYPE_CHECKING:
     from broker.nsqd.nsqd import NSQD
 
-__all__ = ["Channel", "Consumer"]
+__all__ = ["Channel", "Consumer", "wall_drift"]
 
 _COMPACT_MIN = 1024
 
@@ -127,6 +127,10 @@ class Channel:
         # messages they hold by id (see the module doc)
         self._outstanding: dict[tuple[int, int], None] = {}
         self._held: dict[bytes, Message] = {}
+        # Deferred records this life wrote, by id: both clocks as it wrote them.  The
+        # record keeps its due time on the wall clock, the only one a restart keeps;
+        # while this life lasts, a step or skew of that clock must not move it.
+        self._due_here: dict[bytes, tuple[int, float]] = {}
         # After an unclean exit a default-mode queue may hold two records of one
         # message (one read before the crash and spilled again after a timeout);
         # both lie before the end of what was found at open.  Until the reader
@@ -255,7 +259,9 @@ class Channel:
         self.message_count += 1
         if self._tracked:
             # On disk with its due time; it waits in memory once the reader reaches it.
-            self.backend.put(encode_message_record(msg, self._clock.wall_ns() + max(1, int(delay * 1e9))))
+            wall = self._clock.wall_ns()
+            self.backend.put(encode_message_record(msg, wall + max(1, int(delay * 1e9))))
+            self._due_here[msg.id] = (wall, self._clock.now())
             self.deferred_on_disk += 1
         else:
             self._start_deferred(msg, delay)
@@ -327,7 +333,8 @@ class Channel:
                     self._replay_end = None
                     self._replayed.clear()
             if due:
-                wait = (due - self._clock.wall_ns()) / 1e9
+                wall = self._clock.wall_ns()
+                wait = (due - wall + wall_drift(self._due_here.pop(msg.id, None), wall, self._clock.now())) / 1e9
                 if wait > 0:
                     self._start_deferred(msg, wait)
                     continue
@@ -704,6 +711,7 @@ class Channel:
         self._in_flight_pq.clear()
         self._deferred_pq.clear()
         self._stale = 0
+        self._due_here.clear()  # the records go with the queue
         self._outstanding.clear()
         self._held.clear()
         self.deferred_on_disk = 0
@@ -759,3 +767,13 @@ class Channel:
         self.in_flight.clear()
         self.deferred.clear()
         return True
+
+
+def wall_drift(written: tuple[int, float] | None, wall_ns: int, now: float) -> int:
+    """How far the wall clock moved against the monotonic one since ``written`` (both
+    clocks then; None: another life wrote it), in ns; 0 below a millisecond, which is
+    rounding, not a clock that was stepped or skewed."""
+    if written is None:
+        return 0
+    drift = (wall_ns - written[0]) - round((now - written[1]) * 1e9)
+    return drift if abs(drift) > 1_000_000 else 0

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from broker.nsqd.backend import BackendError, BackendQueue, is_durable
-from broker.nsqd.channel import Channel
+from broker.nsqd.channel import Channel, wall_drift
 from broker.nsqd.message import (
     RECORD_OVERHEAD,
     Message,
@@ -65,6 +65,7 @@ class Topic:
         self._mem_queue_size = 0 if self._durable_publish else nsqd.opts.mem_queue_size
         self._on_empty = on_empty  # an ephemeral topic's last channel went away
         self.ttl_ns = 0  # beyond nsqd: messages older than this are dropped, not delivered (0: never)
+        self._due_here: dict[bytes, tuple[int, float]] = {}  # deferred records this life spilled: both clocks (see Channel)
 
     def depth(self) -> int:
         return len(self.memory) + self.backend.depth()
@@ -215,8 +216,11 @@ class Topic:
         if len(self.memory) < self._mem_queue_size:
             self.memory.append(msg)
         elif self.backend.can_accept(1, len(msg.body) + RECORD_OVERHEAD):
-            due = self._nsqd.clock.wall_ns() + int(msg.deferred * 1e9) if msg.deferred > 0 else 0
+            wall = self._nsqd.clock.wall_ns()
+            due = wall + int(msg.deferred * 1e9) if msg.deferred > 0 else 0
             self.backend.put(encode_message_record(msg, due))
+            if due:
+                self._due_here[msg.id] = (wall, self._nsqd.clock.now())
         else:
             self.memory.append(msg)  # already accepted: never drop (see Channel._put_back)
 
@@ -259,7 +263,8 @@ class Topic:
                 self._nsqd.log("ERROR", f"TOPIC({self.name}): failed to decode message - {exc}")
                 continue
             if due:
-                msg.deferred = max(0.0, (due - wall) / 1e9)
+                drift = wall_drift(self._due_here.pop(msg.id, None), wall, self._nsqd.clock.now())
+                msg.deferred = max(0.0, (due - wall + drift) / 1e9)
             held.append(msg)
         if not held:
             return
@@ -286,6 +291,7 @@ class Topic:
 
     def empty(self) -> None:
         self.memory.clear()
+        self._due_here.clear()
         self.backend.empty()
 
     def close(self, deleted: bool) -> None:

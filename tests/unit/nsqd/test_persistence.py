@@ -421,3 +421,34 @@ def test_a_clean_exit_inside_a_crashs_reread_window_keeps_letting_the_duplicate_
     c = node.consumer("t", "c", rdy=10)
     node.clock.advance(0.3)
     assert [body for body, _ in delivered(c)] == [b"C"]  # C again (it was in flight); never B
+
+
+def test_disk_only_deferred_records_wait_on_the_monotonic_clock_within_a_life() -> None:
+    # A DPUB waits as a record on disk with its due time on the wall clock (kept across
+    # a restart); while the process lives, a step of that clock must not move it.
+    node = Node(MemoryFileSystem(), mem_queue_size=0, sync_every=1)
+    c = node.consumer("t", "c", rdy=0, heartbeat_interval=60000)
+    p = node.client()
+    assert p.send(v2.encode_dpub("t", 60_000, b"dpub")) == [OK]
+    node.clock.advance(1)
+    node.clock._wall0 += 120 * 10**9  # the wall clock jumps two minutes ahead
+    c.send(b"RDY 10\n")
+    node.clock.advance(1)
+    assert c.messages() == []  # not early by the monotonic clock
+    node.clock.advance(57.5)
+    assert c.messages() == []
+    node.clock.advance(1)
+    assert bodies(c.messages()) == [b"dpub"]
+
+
+def test_a_topic_without_channels_keeps_spilled_deferred_records_on_the_monotonic_clock() -> None:
+    node = Node(MemoryFileSystem(), mem_queue_size=0, sync_every=1)
+    p = node.client()
+    assert p.send(v2.encode_dpub("t", 60_000, b"dpub")) == [OK]
+    node.clock.advance(1)
+    node.clock._wall0 += 120 * 10**9
+    c = node.consumer("t", "c", rdy=10, heartbeat_interval=60000)
+    node.clock.advance(1)
+    assert c.messages(c.log) + c.messages() == []
+    node.clock.advance(58.5)
+    assert bodies(c.messages()) == [b"dpub"]

@@ -1,6 +1,6 @@
 """A bare asyncio relay that speaks just enough of NSQ V2 to carry the pub/sub benchmark.
 
-It answers each MPUB with OK and turns every message into a message frame for
+It answers each PUB and MPUB with OK and turns every message into a message frame for
 the (single) subscribed consumer, with no topics, channels, in-flight tracking
 or timers.  It is the ceiling of Python networking on this machine, against
 which the broker's figures are reported.
@@ -61,6 +61,21 @@ class _Conn(asyncio.Protocol):
                 self.transport.write(_OK)
                 pos = nl + 1
                 break
+            if line.startswith(b"PUB "):
+                if len(buf) < nl + 5:
+                    break
+                n = _INT32.unpack_from(buf, nl + 1)[0]
+                end = nl + 5 + n
+                if len(buf) < end:
+                    break
+                self.relay.seq += 1
+                out += _MSG_HEADER.pack(n + 30, 2, time.time_ns(), 1)
+                out += b"%016x" % self.relay.seq
+                out += buf[nl + 5 : end]
+                assert self.transport is not None
+                self.transport.write(_OK)
+                pos = end
+                continue
             if line.startswith(b"MPUB "):
                 if len(buf) < nl + 9:
                     break

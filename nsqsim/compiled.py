@@ -29,12 +29,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["BUILD", "MODULES", "build", "current", "exec_compiled", "running_compiled", "source_digest"]
+__all__ = ["BUILD", "MARK", "MODULES", "build", "current", "exec_compiled", "running_compiled", "source_digest"]
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / ".build" / "compiled"
 STAMP = ".sources-sha256"
-_MARK = "NSQSIM_COMPILED"  # set in the environment of a process exec_compiled started
+MARK = "NSQSIM_COMPILED"  # set in the environment of a process exec_compiled started
 
 # What a simulated message passes through: the broker core's V2 path, the
 # client core, the simulated clock, network and workloads, and the history.
@@ -109,7 +109,7 @@ def exec_compiled(module: str, argv: Sequence[str], *, root: Path = ROOT, build_
         print(f"building the compiled tree in {build_dir} (about a minute)...", file=sys.stderr)
         build(root, build_dir, quiet=True)
     path = os.pathsep.join(p for p in (str(build_dir), os.environ.get("PYTHONPATH", "")) if p)
-    env = dict(os.environ, PYTHONPATH=path, **{_MARK: "1"})
+    env = dict(os.environ, PYTHONPATH=path, **{MARK: "1"})
     os.execve(sys.executable, [sys.executable, "-P", "-m", module, *argv], env)
 
 
@@ -117,7 +117,7 @@ def running_compiled() -> bool:
     """Whether this process runs on the compiled build (its hot modules are extensions)."""
     import broker.nsqd.channel
 
-    return os.environ.get(_MARK) == "1" and not broker.nsqd.channel.__file__.endswith(".py")
+    return os.environ.get(MARK) == "1" and not broker.nsqd.channel.__file__.endswith(".py")
 
 
 def main() -> int:

@@ -40,6 +40,7 @@ import zlib
 from collections.abc import Callable, Sequence
 
 from broker.apps import version_string
+from broker.apps.compiled import running_compiled, use_compiled_build
 from broker.apps.goflags import (
     LOG_LEVEL,
     CommandLine,
@@ -67,6 +68,7 @@ from broker.runtime import (
     log_loop_errors,
     type_of_addr,
 )
+from broker.runtime import loop as event_loop
 from broker.runtime.files import OSFileSystem
 from broker.runtime.memstats import GCPauses, ProcessMemoryStats, process_stats
 from broker.runtime.tls import TLSConfigError, client_context, server_context
@@ -228,15 +230,22 @@ def run(argv: Sequence[str]) -> int:
         os.close(lock)
         return fatal(f"failed to instantiate nsqd - {exc}")
     try:
+        loop_name, loop_factory = event_loop.choose_loop()
+    except event_loop.EventLoopError as exc:
+        os.close(lock)
+        return fatal(f"failed to instantiate nsqd - {exc}")
+    try:
         logger.log("INFO", version_string("nsqd"))
         logger.log("INFO", f"ID: {opts.node_id}")
+        # Beyond Go nsqd's lines: what this process runs on (see README, Benchmarks).
+        logger.log("INFO", f"running on {loop_name}, {'compiled' if running_compiled() else 'pure Python'} core")
         for warning in ignored:
             logger.log("WARN", warning)
         try:
             check_data_path(opts.data_path)
         except ValueError as exc:
             return fatal(str(exc))
-        return asyncio.run(serve(opts, logger, hostname, fatal, tls_context, auth_tls_context))
+        return event_loop.run(serve(opts, logger, hostname, fatal, tls_context, auth_tls_context), loop_factory)
     finally:
         os.close(lock)
 
@@ -348,6 +357,7 @@ async def serve(
 
 
 def main() -> None:
+    use_compiled_build(sys.argv[1:])
     sys.exit(run(sys.argv[1:]))
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import struct
-from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -87,6 +86,62 @@ def _go_q(s: str) -> str:
 class ClientV2:
     """A V2 client connection; a ``ConnectionHandler`` for the runtime, a ``Consumer`` for its channel."""
 
+    # Slots: an idle connection costs no instance dict (about 1.5 KiB of the ~5 KiB it took).
+    __slots__ = (
+        "_acks",
+        "_auth_enabled",
+        "_auth_paused_reading",
+        "_auth_pending",
+        "_auth_query",
+        "_auth_wait",
+        "_clock",
+        "_close_requested",
+        "_closing",
+        "_conn",
+        "_flush_timer",
+        "_last_read",
+        "_lost",
+        "_magic",
+        "_magic_ok",
+        "_needs_dispatch",
+        "_next_heartbeat",
+        "_nsqd",
+        "_out",
+        "_out_size",
+        "_parser",
+        "_pause_reading_at",
+        "_reading_paused",
+        "_respond",
+        "_stack",
+        "_tick_timer",
+        "_tls_gate",
+        "_writing_paused",
+        "_writing_paused_at",
+        "auth_secret",
+        "auth_state",
+        "channel",
+        "client_id",
+        "connect_ts",
+        "deflate",
+        "finish_count",
+        "heartbeat_interval",
+        "hostname",
+        "id",
+        "in_flight_count",
+        "message_count",
+        "msg_timeout",
+        "output_buffer_size",
+        "output_buffer_timeout",
+        "pub_counts",
+        "ready_count",
+        "remote_address",
+        "requeue_count",
+        "sample_rate",
+        "snappy",
+        "state",
+        "user_agent",
+    )
+
     def __init__(self, nsqd: NSQD, client_id: int) -> None:
         opts = nsqd.opts
         self.id = client_id
@@ -147,7 +202,8 @@ class ClientV2:
         self._lost = False
         # With --durable-publish a publish is answered after its fsync; every
         # response after it waits in line so the client sees them in order.
-        self._acks: deque[_Ack] = deque()
+        # A list, not a deque: empty, it costs 56 bytes where a deque costs 760.
+        self._acks: list[_Ack] = []
         self._writing_paused = False
         self._writing_paused_at = 0.0
         self._reading_paused = False
@@ -395,7 +451,7 @@ class ClientV2:
         released = False
         acks = self._acks
         while acks and acks[0].waiting == 0:
-            frame = acks.popleft().frame
+            frame = acks.pop(0).frame
             self._out.append(frame)
             self._out_size += len(frame)
             released = True

@@ -11,9 +11,10 @@ TCP_NODELAY: asyncio (3.7 on) sets it on every TCP socket it wraps in a
 transport, accepted or connected, so the adapter does not; a test checks it.
 
 Python 3.12 changed ``Transport.write`` to keep a reference to a buffer it could
-not send at once, instead of copying it; a core that reuses a ``bytearray``
-after ``write`` would then see it resent mutated (or fail to resize it).  On
-3.12 and later a mutable buffer is therefore copied before it is handed over.
+not send at once, instead of copying it, and uvloop may do the same; a core
+that reuses a ``bytearray`` after ``write`` would then see it resent mutated
+(or fail to resize it).  A mutable buffer is therefore copied before it is
+handed over (the core writes ``bytes`` on its hot paths: nothing to copy).
 
 ``ConnectionRegistry`` tracks the live connections of a daemon, so that a
 graceful exit can wait for their buffers to flush before the loop stops.
@@ -32,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sys
 from collections.abc import Awaitable, Callable
 from typing import cast
 
@@ -47,9 +47,6 @@ __all__ = [
     "listen",
     "listen_unix",
 ]
-
-_COPY_MUTABLE_WRITES = sys.version_info >= (3, 12)
-
 
 class ConnectionRegistry:
     """The open connections of one daemon (accepted and outgoing)."""
@@ -135,7 +132,7 @@ class StreamConnection(asyncio.Protocol):
         # the fifth; the core may race a write with a close, so drop them quietly.
         if self._closed or self._transport is None:
             return
-        if _COPY_MUTABLE_WRITES and type(data) is not bytes:
+        if type(data) is not bytes:
             data = bytes(data)
         self._transport.write(data)
 

@@ -15,6 +15,7 @@ itself (``--version``, a bad flag).
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -27,6 +28,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# Every daemon a test starts runs on the pure-Python tree unless the test asks for the
+# compiled build (tests/integration/test_nsqd_runtimes.py): whether a build happens to
+# exist in the checkout (tests/sim/test_compiled.py makes one) must not change the suite.
+os.environ.setdefault("NSQD_COMPILED", "0")
 START_BOUND = 30.0  # seconds a daemon may take to report its ports before the test fails
 EXIT_BOUND = 30.0  # seconds a daemon may take to exit after a signal before it is killed
 

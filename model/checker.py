@@ -77,7 +77,9 @@ guarantees (docs/guarantees.md), seen from the clients:
   nsqd before the stop: the stop's ``held`` list says so (the message was
   no longer held); without one, a FIN counts as arrived unless its
   connection ended after it (a stop ends every connection, and a FIN still
-  on the wire is lost with it).
+  on the wire is lost with it).  A clean stop made while a disk fault was in
+  force on the node excuses both (and attempts not growing): it could not
+  make its read positions durable, so the next life reads older records again.
 * **Attempts grow.**  Each delivery of a message to a channel has more
   attempts than the one before, unless the node crashed in between (an older
   record was read again) or the delivery was held at a cut (above); a clean
@@ -531,6 +533,10 @@ class _Judge:
             return "crash_redelivery", ""  # records read again: FINs, REQs and attempts may be undone
         what = m.what
         stop = next((life.at for life in lives if not life.start), None)
+        if stop is not None and self.h.disk_fault_in_force(m.nsqd, stop):
+            # A clean exit whose disk was failing (fsyncs refused, or full) could not make its
+            # queues' read positions durable: the next life reads again from an older one.
+            return "restart_redelivery", ""
         if stop is not None:  # else prev came from the old life after it ended: it could not answer
             answer = next((a for a in m.answers if prev.at <= a.at <= stop and a.consumer == prev.consumer and a.kind in ("fin", "req")), None)
             if answer is not None and not self.h.was_refused(m.nsqd, m.answers, answer, prev):

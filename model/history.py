@@ -301,6 +301,7 @@ class Timeline:
         self.ttl: dict[tuple[str, str], float] = {}
         self.dead_letters: dict[tuple[str, str, str], list[DeadLetter]] = defaultdict(list)  # (nsqd, channel, key)
         self.disk_faults: dict[str, list[At]] = defaultdict(list)  # nsqd -> any disk fault
+        self.disk_heals: dict[str, list[At]] = defaultdict(list)  # nsqd -> the ends of its disk faults
         # nsqd -> changes of its wall clock: (at, "jump" | "skew" | "heal", seconds or rate)
         self.clock_changes: dict[str, list[tuple[At, str, float]]] = defaultdict(list)
         self.end: At = (0.0, 0)
@@ -386,6 +387,8 @@ class Timeline:
         elif kind == "fsync":
             for key in e.get("keys", ()):
                 self.fsynced.setdefault((nsqd, e.get("topic", ""), e.get("channel", ""), str(key)), at)
+        elif kind == "disk_heal":
+            self.disk_heals[nsqd].append(at)
         elif kind == "disk_fault":
             self.disk_faults[nsqd].append(at)
             if e.get("fault") == "bitflip" and e.get("where", ()) is not None:
@@ -485,6 +488,14 @@ class Timeline:
         subs = self.subscribed.get((consumer, nsqd), [])
         i = bisect.bisect_right(subs, at)
         return subs[i - 1] if i else None
+
+    def disk_fault_in_force(self, nsqd: str, at: At) -> bool:
+        """Whether a disk fault of ``nsqd`` began at or before ``at`` and had not ended by then."""
+        began = [f for f in self.disk_faults.get(nsqd, []) if f <= at]
+        if not began:
+            return False
+        ended = [e for e in self.disk_heals.get(nsqd, []) if began[-1] <= e <= at]
+        return not ended
 
     def gone(self, consumer: str, nsqd: str, lo: At, hi: At) -> bool:
         """Whether the consumer's connection to ``nsqd`` ended in [lo, hi]."""

@@ -153,6 +153,20 @@ def test_a_known_fsync_rules_out_a_power_loss_as_the_reason() -> None:
     assert [x.split(":")[0] for x in v.violations] == ["lost"]
 
 
+def test_a_clean_stop_on_a_failing_disk_may_undo_a_fin_and_attempts() -> None:
+    # ci-sweep-nemesis seed 40: fsyncs failed from before a clean stop until after it; the
+    # stop could not make the read position durable, and the next life read the older record.
+    steps: list[Any] = [sub(0), pub(1, "a"), deliver(1.1, "a", attempts=3), fin(1.2, "a")]
+    failing = [ev(1.5, "disk_fault", host="nsqd-0", fault="fsync"), ev(2, "stop"), ev(3, "disk_heal", host="nsqd-0"), ev(3, "start")]
+    v = verdict(node("default"), *steps, *failing, deliver(4, "a", attempts=2))
+    assert v.ok, v.violations
+    assert v.outcome("c", "a").causes == ["restart_redelivery"]
+    # a disk fault that had ended before the stop excuses nothing
+    healed = [ev(1.5, "disk_fault", host="nsqd-0", fault="fsync"), ev(1.8, "disk_heal", host="nsqd-0"), ev(2, "stop"), ev(3, "start")]
+    v = verdict(node("default"), *steps, *healed, deliver(4, "a", attempts=4))
+    assert [x.split(":")[0] for x in v.violations] == ["fin_undone_by_clean_restart"]
+
+
 def test_a_clean_restart_loses_nothing_and_undoes_no_fin() -> None:
     lost = verdict(node("default"), sub(0), pub(1, "a"), ev(2, "stop"), ev(3, "start"))
     assert [x.split(":")[0] for x in lost.violations] == ["lost"]

@@ -24,6 +24,7 @@ SWEEPS = [
     ("ci-sweep-durable", 150, {"duplicates"}),
     ("ci-sweep-beyond", 150, {"lost_allowed", "duplicates"}),  # dead letters and TTL: expired messages
     ("ci-sweep-secure", 150, {"lost_allowed", "duplicates"}),  # TLS, deflate and AUTH on every connection
+    ("ci-sweep-nemesis", 150, {"lost_allowed", "duplicates"}),  # clock jumps and skew, stalls, net delay/cut, ENOSPC on fsync
 ]
 
 

@@ -17,10 +17,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import gnsq
-import nsq
 import pytest
 
 from tests.integration.conftest import Daemon
+from tests.integration.test_pynsq import Publisher, Received, reader
 from tests.integration.test_tls_compression import Certs, clients, tls_flags
 from tests.integration.test_tls_compression import certs as certs  # the fixture
 
@@ -99,37 +99,17 @@ def gnsq_conn(daemon: Daemon, **kw: Any) -> Any:
 
 
 def test_pynsq_with_the_right_secret_publishes_and_consumes(auth_nsqd: Daemon, auth_server: AuthServer) -> None:
-    host, port = auth_nsqd.tcp_address
-
     async def main() -> list[bytes]:
-        got: list[bytes] = []
-        changed = asyncio.Event()
-
-        def handler(msg: Any) -> bool:
-            got.append(bytes(msg.body))
-            changed.set()
-            return True
-
-        reader = nsq.Reader(
-            topic="orders", channel="c", message_handler=handler, nsqd_tcp_addresses=[f"{host}:{port}"], auth_secret="good"
-        )
-        writer = nsq.Writer([f"{host}:{port}"], auth_secret="good")
-        loop = asyncio.get_running_loop()
-        for _ in range(int(BOUND / 0.05)):
-            fut: asyncio.Future[Any] = loop.create_future()
-            writer.pub("orders", b"paid", callback=lambda conn, data, fut=fut: fut.done() or fut.set_result(data))
-            if await asyncio.wait_for(fut, BOUND) == b"OK":
-                break
-            await asyncio.sleep(0.05)  # still connecting and authenticating
-        while not got:
-            changed.clear()
-            await asyncio.wait_for(changed.wait(), BOUND)
+        got = Received()
+        r = reader(auth_nsqd, "orders", "c", got.finish, auth_secret="good")
+        await Publisher(auth_nsqd, auth_secret="good").pub("orders", b"paid")
+        await got.until(lambda items: len(items) >= 1)
         (client,) = clients(auth_nsqd)
-        reader.close()
+        r.close()
         assert client["authed"] is True
         assert client["auth_identity"] == "alice"
         assert client["auth_identity_url"] == "https://auth.example/alice"
-        return got
+        return got.bodies()
 
     assert asyncio.run(main()) == [b"paid"]
     assert {q["secret"][0] for q in auth_server.queries} == {"good"}

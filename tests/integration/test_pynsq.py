@@ -64,8 +64,8 @@ def reader(daemon: Daemon, topic: str, channel: str, handler: Callable[[Any], An
 class Publisher:
     """An nsq.Writer whose publishes can be awaited."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.writer = nsq.Writer([_addr(daemon)])
+    def __init__(self, daemon: Daemon, **kw: Any) -> None:
+        self.writer = nsq.Writer([_addr(daemon)], **kw)
 
     async def _call(self, method: str, *args: Any) -> None:
         loop = asyncio.get_running_loop()

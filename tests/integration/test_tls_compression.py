@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import gnsq
-import nsq
 import pytest
 import trustme
 
 from tests.integration.conftest import Daemon, run_nsqd
+from tests.integration.test_pynsq import Publisher, Received, reader
 
 pytestmark = pytest.mark.integration
 
@@ -95,42 +95,21 @@ def expect_features(client: dict[str, Any], feature: str) -> None:
 
 @pytest.mark.parametrize("feature", FEATURES)
 def test_pynsq_negotiates_the_feature_and_messages_round_trip(tls_nsqd: Daemon, certs: Certs, feature: str) -> None:
-    host, port = tls_nsqd.tcp_address
     kw = client_options(feature, certs)
     if "tls" in feature:  # tornado's default for a dict pins TLS 1.2; name the modern protocol
         kw["tls_options"] = kw["tls_options"] | {"ssl_version": ssl.PROTOCOL_TLS_CLIENT}
     bodies = [b"x" * 3000 + b"%d" % i for i in range(20)]  # compressible, and bigger than one TLS record together
 
     async def main() -> list[bytes]:
-        got: list[bytes] = []
-        changed = asyncio.Event()
-
-        def handler(msg: Any) -> bool:
-            got.append(bytes(msg.body))
-            changed.set()
-            return True
-
-        reader = nsq.Reader(
-            topic="t", channel="c", message_handler=handler, nsqd_tcp_addresses=[f"{host}:{port}"], max_in_flight=5, **kw
-        )
-        writer = nsq.Writer([f"{host}:{port}"], **kw)
-        loop = asyncio.get_running_loop()
-        for _ in range(int(BOUND / 0.05)):
-            fut: asyncio.Future[Any] = loop.create_future()
-            writer.mpub("t", bodies, callback=lambda conn, data, fut=fut: fut.done() or fut.set_result(data))
-            answer = await asyncio.wait_for(fut, BOUND)
-            if answer == b"OK":
-                break
-            assert isinstance(answer, nsq.protocol.SendError), answer
-            await asyncio.sleep(0.05)  # the writer is still connecting
-        while len(got) < len(bodies):
-            changed.clear()
-            await asyncio.wait_for(changed.wait(), BOUND)
+        got = Received()
+        r = reader(tls_nsqd, "t", "c", got.finish, max_in_flight=5, **kw)
+        await Publisher(tls_nsqd, **kw).mpub("t", bodies)
+        await got.until(lambda items: len(items) >= len(bodies))
         connected = clients(tls_nsqd)
-        reader.close()
+        r.close()
         assert len(connected) == 1
         expect_features(connected[0], feature)
-        return got
+        return got.bodies()
 
     assert sorted(asyncio.run(main())) == sorted(bodies)
 
